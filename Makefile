@@ -1,0 +1,48 @@
+# medmec: `make demo` runs the platform on a local control plane, `make test` runs the tests.
+# Both set up what they need: the virtualenv, the Python packages and the Go-built binaries
+# (cached under $${XDG_CACHE_HOME:-~/.cache}/medmec, so only the first run builds them).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help venv binaries demo test test-unit test-e2e bench clean-cluster clean-cache
+
+help:
+	@echo "make demo    run medmec on a local control plane (builds binaries the first time)"
+	@echo "make test    run the whole test suite, unit and end-to-end"
+	@echo "make bench   run the benchmarks and print their ratios"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+binaries: venv
+	$(BIN)/medmec cluster build
+
+demo: binaries
+	$(BIN)/python -m medmec.demo
+
+test: binaries
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(BIN)/python -m pytest -m 'not e2e' $(PYTEST_ARGS)
+
+test-e2e: binaries
+	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
+
+bench: binaries
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean-cluster: venv
+	$(BIN)/medmec cluster down
+
+clean-cache:
+	rm -rf "$${XDG_CACHE_HOME:-$$HOME/.cache}/medmec"

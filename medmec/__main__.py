@@ -1,0 +1,5 @@
+import sys
+
+from medmec.cli import main
+
+sys.exit(main())

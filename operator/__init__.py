@@ -1,0 +1,1 @@
+"""The kopf operator: CRD handlers and the pure render functions behind them."""

@@ -1,0 +1,1 @@
+"""Robot fleet dispatch: task assignment and conflict-free routing (CareRobotFleet)."""

@@ -1,0 +1,1 @@
+"""AI diagnosis serving: Triton / ONNX Runtime with escalation and canary (EdgeInferenceService)."""

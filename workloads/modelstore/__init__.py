@@ -1,0 +1,1 @@
+"""The model store: versioned, checksummed model bundles in MinIO / S3."""

@@ -1,0 +1,1 @@
+"""Cloud nursing: wristband ID, vitals, NEWS2 early warning, medication closed loop (CloudNursingService)."""
