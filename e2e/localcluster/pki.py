@@ -1,0 +1,96 @@
+"""Certificates and keys of the local control plane, generated at `up` time.
+
+One CA signs the API server's serving certificate and one client certificate per
+identity (the admin, the controller-manager, the scheduler, KWOK); a separate key signs
+service-account tokens. ECDSA P-256 keeps generation fast.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+VALIDITY = dt.timedelta(days=365)
+
+# identity -> (common name, organisations); the names Kubernetes' default RBAC expects
+CLIENTS = {
+    "admin": ("medmec-admin", ["system:masters"]),
+    "controller-manager": ("system:kube-controller-manager", []),
+    "scheduler": ("system:kube-scheduler", []),
+    # KWOK plays every kubelet: it updates nodes, leases and pod status cluster-wide
+    "kwok": ("kwok-controller", ["system:masters"]),
+}
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _name(cn: str, orgs: list[str] = ()) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in orgs]
+    return x509.Name(attrs + [x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+    path.chmod(0o600)
+
+
+def _pem_key(key) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _pem_cert(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _builder(subject: x509.Name, issuer: x509.Name, public_key) -> x509.CertificateBuilder:
+    now = dt.datetime.now(dt.timezone.utc)
+    return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+            .public_key(public_key).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + VALIDITY))
+
+
+def generate(folder: Path, service_ip: str) -> None:
+    """Write ca.{crt,key}, apiserver.{crt,key}, sa.{key,pub} and <identity>.{crt,key}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ca_key = _key()
+    ca_name = _name("medmec-local-ca")
+    ca = (_builder(ca_name, ca_name, ca_key.public_key())
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False,
+                                       data_encipherment=False, key_agreement=False,
+                                       encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    _write(folder / "ca.key", _pem_key(ca_key))
+    (folder / "ca.crt").write_bytes(_pem_cert(ca))
+
+    def issue(stem: str, subject: x509.Name, usage, sans=None) -> None:
+        key = _key()
+        builder = (_builder(subject, ca_name, key.public_key())
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+                   .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        _write(folder / f"{stem}.key", _pem_key(key))
+        (folder / f"{stem}.crt").write_bytes(_pem_cert(builder.sign(ca_key, hashes.SHA256())))
+
+    dns = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+           "kubernetes.default.svc.cluster.local"]
+    sans = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(ip))
+                                             for ip in ("127.0.0.1", service_ip)]
+    issue("apiserver", _name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, sans)
+    for identity, (cn, orgs) in CLIENTS.items():
+        issue(identity, _name(cn, orgs), ExtendedKeyUsageOID.CLIENT_AUTH)
+
+    sa_key = _key()
+    _write(folder / "sa.key", _pem_key(sa_key))
+    (folder / "sa.pub").write_bytes(sa_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))

@@ -1,0 +1,61 @@
+"""The `cluster` fixture: one Kubernetes control plane for all end-to-end tests.
+
+With KUBECONFIG set, the tests use that cluster (kind, k3d, a real edge cluster) and start
+nothing; otherwise a local cluster is brought up in a temporary state folder for the session
+and torn down after it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from medmec.localcluster import binaries, cluster as localcluster
+
+
+@dataclasses.dataclass
+class ClusterHandle:
+    kubeconfig: str
+    local: bool
+    state: localcluster.State | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "KUBECONFIG": self.kubeconfig}
+
+    @property
+    def api(self):
+        from kubernetes import config
+        return config.new_client_from_config(self.kubeconfig)
+
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True
+                ) -> subprocess.CompletedProcess:
+        proc = subprocess.run([str(kubectl_binary()), "--kubeconfig", self.kubeconfig, *args],
+                              input=input, capture_output=True, text=True, timeout=120)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n"
+                                 f"{proc.stderr}{proc.stdout}")
+        return proc
+
+
+def kubectl_binary() -> Path:
+    binaries.ensure(["kubernetes"])
+    return binaries.binary("kubectl")
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    existing = os.environ.get("KUBECONFIG")
+    if existing:
+        yield ClusterHandle(kubeconfig=existing, local=False)
+        return
+    folder = Path(tempfile.mkdtemp(prefix="medmec-e2e-")) / "cluster"
+    state = localcluster.up(folder)
+    try:
+        yield ClusterHandle(kubeconfig=str(state.kubeconfig), local=True, state=state)
+    finally:
+        localcluster.down(folder)
