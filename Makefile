@@ -39,6 +39,11 @@ test-unit: venv
 test-e2e: binaries
 	$(BIN)/python -m pytest -m e2e $(PYTEST_ARGS)
 
+# retrain the diagnosis models (seeded) and write their cards; the imaging CNN goes to the cache
+.PHONY: models
+models: venv
+	$(BIN)/python models/train.py --imaging
+
 bench: binaries
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
