@@ -219,7 +219,10 @@ def up(folder: Path, topology_file: str | None = None,
        log: Callable[[str], None] = lambda m: None) -> State:
     """Start a cluster in `folder`, or return the one already running there."""
     topo_path = str(Path(topology_file).resolve()) if topology_file else str(topology.DEFAULT)
-    topo = topology.load(topo_path)  # a broken file fails before anything starts
+    try:
+        topo = topology.load(topo_path)  # a broken file fails before anything starts
+    except topology.TopologyError as err:
+        raise ClusterError(str(err)) from err
     with _lock(folder):
         state = State.load(folder)
         if state is not None:

@@ -1,0 +1,110 @@
+"""`medmec cluster up | down | status` with the real binaries: reuse, stale state, failures."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from medmec.localcluster import cluster as lc
+
+pytestmark = pytest.mark.slow
+
+
+def alive_pids(state):
+    return {p.name: p.pid for p in state.procs if p.alive()}
+
+
+@pytest.fixture
+def folder(tmp_path):
+    path = tmp_path / "cluster"
+    yield path
+    lc.down(path)
+
+
+def test_up_reuses_a_running_cluster_and_down_stops_every_process(folder):
+    messages = []
+    first = lc.up(folder, log=messages.append)
+    assert set(alive_pids(first)) == {"etcd", "kube-apiserver", "kube-controller-manager",
+                                      "kube-scheduler", "kwok"}
+    again = lc.up(folder, log=messages.append)
+    assert alive_pids(again) == alive_pids(first)
+    assert any("already running" in m for m in messages)
+    assert "base station gnb-north (zone mec-north): 3 nodes, 16 GPUs" in lc.describe(again)
+
+    running = alive_pids(first)
+    stopped = lc.down(folder)
+    assert sorted(stopped) == sorted(running)
+    assert not any(p.alive() for p in first.procs)
+    assert not folder.exists()
+    with pytest.raises(lc.ClusterError, match="no local cluster"):
+        lc.running(folder)
+
+
+def test_stale_state_from_a_killed_run_is_detected_and_cleaned(folder):
+    first = lc.up(folder)
+    os.kill(next(p.pid for p in first.procs if p.name == "kube-apiserver"), signal.SIGKILL)
+    with pytest.raises(lc.ClusterError, match="kube-apiserver not running"):
+        lc.running(folder)
+    messages = []
+    second = lc.up(folder, log=messages.append)
+    assert any("stale" in m for m in messages)
+    assert not any(p.alive() for p in first.procs)  # the survivors of the first were stopped
+    assert len(alive_pids(second)) == 5
+    assert lc.running(folder).ports == second.ports
+
+
+def test_a_component_that_cannot_start_is_named_with_its_log_and_nothing_is_left(
+        folder, monkeypatch):
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    ports = iter([None, None, taken])  # the third port asked for is the API server's
+
+    real_free_port = lc.free_port
+    monkeypatch.setattr(lc, "free_port", lambda: next(ports, None) or real_free_port())
+    started = []
+    monkeypatch.setattr(lc.processes, "start", _recording(lc.processes.start, started))
+    try:
+        with pytest.raises(lc.ClusterError) as err:
+            lc.up(folder)
+    finally:
+        squatter.close()
+    message = str(err.value)
+    assert "kube-apiserver" in message and "address already in use" in message
+    assert "all started processes were stopped" in message
+    assert started and not any(p.alive() for p in started)
+    assert not (folder / "state.json").exists()
+
+
+def _recording(start, into):
+    def wrapper(*args, **kwargs):
+        proc = start(*args, **kwargs)
+        into.append(proc)
+        return proc
+    return wrapper
+
+
+def medmec(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "medmec", *args], capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+def test_cli_refuses_a_broken_topology_before_starting_anything(tmp_path):
+    bad = tmp_path / "topology.yaml"
+    bad.write_text("zones: [{zone: a, nodePools: [{name: a, count: 1, cpu: '1'}]}]")
+    result = medmec("cluster", "up", "--topology", str(bad), "--state-dir", str(tmp_path / "c"))
+    assert result.returncode == 1
+    assert "zones.0.nodePools.0.memory: Field required" in result.stderr
+    assert not (tmp_path / "c").exists()
+
+
+def test_cli_status_and_kubeconfig_without_a_cluster_say_how_to_start_one(tmp_path):
+    for action in ("status", "kubeconfig"):
+        result = medmec("cluster", action, "--state-dir", str(tmp_path / "none"))
+        assert result.returncode == 1
+        assert "medmec cluster up" in result.stderr
