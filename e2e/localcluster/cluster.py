@@ -41,6 +41,9 @@ class State:
     ports: dict[str, int]
     procs: list[processes.Proc]
     topology_file: str
+    # processes started on top of the cluster (operator, MinIO, workloads of the demo):
+    # not part of its health, but stopped by `down` with it
+    addons: list[processes.Proc] = dataclasses.field(default_factory=list)
 
     @property
     def kubeconfig(self) -> Path:
@@ -52,7 +55,7 @@ class State:
 
     def save(self) -> None:
         data = {"ports": self.ports, "procs": [p.to_json() for p in self.procs],
-                "topology": self.topology_file}
+                "addons": [p.to_json() for p in self.addons], "topology": self.topology_file}
         tmp = self.folder / "state.json.tmp"
         tmp.write_text(json.dumps(data, indent=2))
         tmp.replace(self.folder / "state.json")
@@ -65,6 +68,7 @@ class State:
             return None
         return cls(folder=folder, ports=data["ports"],
                    procs=[processes.Proc(**p) for p in data["procs"]],
+                   addons=[processes.Proc(**p) for p in data.get("addons", [])],
                    topology_file=data["topology"])
 
 
@@ -292,10 +296,18 @@ def _create_nodes(state: State, topo: topology.Topology, timeout: float = 60.0) 
                        f"KWOK's log ends:\n{kwok.log_tail()}")
 
 
+def attach(folder: Path, proc: processes.Proc) -> None:
+    """Record a process started on top of the cluster, so that `down` stops it too."""
+    with _lock(folder):
+        state = running(folder)
+        state.addons = [p for p in state.addons if p.name != proc.name and p.alive()] + [proc]
+        state.save()
+
+
 def _stop_and_remove(folder: Path) -> list[str]:
     state = State.load(folder)
     stopped = []
-    for proc in reversed(state.procs if state else []):
+    for proc in reversed(state.addons + state.procs if state else []):
         if proc.alive():
             proc.stop()
             stopped.append(proc.name)
@@ -313,7 +325,7 @@ def describe(state: State) -> str:
     """Components, and the nodes grouped by base station with their GPUs."""
     from kubernetes import client, config
     lines = [f"medmec local cluster  {state.server}  (state: {state.folder})", "components:"]
-    for proc in state.procs:
+    for proc in state.procs + state.addons:
         lines.append(f"  {proc.name:<24} pid {proc.pid:<8} {'running' if proc.alive() else 'STOPPED'}")
     api = client.CoreV1Api(config.new_client_from_config(str(state.kubeconfig)))
     by_site: dict[tuple[str, str], list] = {}

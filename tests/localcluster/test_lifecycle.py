@@ -35,9 +35,14 @@ def test_up_reuses_a_running_cluster_and_down_stops_every_process(folder):
     assert any("already running" in m for m in messages)
     assert "base station gnb-north (zone mec-north): 3 nodes, 16 GPUs" in lc.describe(again)
 
+    addon = lc.processes.start("demo-addon", ["sleep", "300"], folder / "logs" / "addon.log")
+    lc.attach(folder, addon)
+    assert "demo-addon" in lc.describe(lc.running(folder))
+
     running = alive_pids(first)
     stopped = lc.down(folder)
-    assert sorted(stopped) == sorted(running)
+    assert sorted(stopped) == sorted([*running, "demo-addon"])
+    assert not addon.alive()
     assert not any(p.alive() for p in first.procs)
     assert not folder.exists()
     with pytest.raises(lc.ClusterError, match="no local cluster"):
