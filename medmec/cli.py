@@ -14,6 +14,7 @@ import sys
 
 AREAS = [
     "medmec.localcluster.cli",
+    "medmec.workloads.inference.cli",
 ]
 
 
