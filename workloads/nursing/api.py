@@ -1,0 +1,373 @@
+"""REST/JSON API of the nursing service (the nurse's handheld), with FHIR R4 resources.
+
+Every call but /healthz needs `Authorization: Bearer <token>`. Errors are RFC 9457
+problem documents (application/problem+json). Paths carry no patient identifier that a
+request log could keep: wristbands travel in request bodies, and the service's own log
+and trace spans name the route template, never the concrete path.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Literal
+
+from fastapi import Body, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from opentelemetry import trace
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import fhir_codec, five_rights, worklist
+from .context import (ACKNOWLEDGE, ADMINISTER, ADMIT, AUDIT, ORDER, READ, RECORD_VITALS, Context,
+                      Denied)
+from .fhir_codec import FhirError
+from .records import Administration, Encounter, Order
+from .store import OBSERVATION_COLUMNS, Conflict
+from .tokens import Principal
+from .vitals import Reading, observation_id, row_of
+
+log = logging.getLogger("medmec.nursing.api")
+tracer = trace.get_tracer("medmec.nursing")
+PROBLEM = "application/problem+json"
+
+
+class Problem(Exception):
+    def __init__(self, status: int, title: str, detail: str, **extra):
+        super().__init__(detail)
+        self.status, self.title, self.detail, self.extra = status, title, detail, extra
+
+
+def _problem(status: int, title: str, detail: str, **extra) -> JSONResponse:
+    return JSONResponse({"type": "about:blank", "title": title, "status": status,
+                         "detail": detail, **extra}, status_code=status, media_type=PROBLEM)
+
+
+class Admission(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    patient: dict = Field(description="FHIR Patient with one wristband identifier "
+                                      f"({fhir_codec.WRISTBAND_SYSTEM}); an existing id re-admits")
+    spo2_scale: Literal[1, 2] = Field(1, description="NEWS2 SpO2 scale prescribed for the patient")
+    assigned_nurse: str | None = Field(None, description="subject of the responsible nurse")
+
+
+class Scan(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    wristband: str = Field(min_length=1, max_length=128)
+
+
+class Give(BaseModel):
+    """What the nurse scanned at the bedside before giving a dose."""
+    model_config = ConfigDict(extra="forbid")
+    order_id: str = Field(min_length=1)
+    wristband: str = Field(min_length=1, max_length=128)
+    drug_barcode: str = Field(min_length=1, max_length=64, description="GTIN on the package")
+    dose_value: float = Field(gt=0)
+    dose_unit: str = Field(min_length=1)
+    route_code: str = Field(min_length=1)
+
+
+def create_app(ctx: Context) -> FastAPI:
+    app = FastAPI(title="medmec cloud nursing", version="v1",
+                  description="Bedside nursing: wristband identification, vitals with NEWS2 "
+                              "early warning, the closed medication loop, worklists.")
+
+    @app.exception_handler(Problem)
+    async def _on_problem(_, err: Problem):
+        return _problem(err.status, err.title, err.detail, **err.extra)
+
+    @app.exception_handler(Denied)
+    async def _on_denied(_, err: Denied):
+        resp = _problem(err.status, "Unauthorized" if err.status == 401 else "Forbidden", str(err))
+        if err.status == 401:
+            resp.headers["WWW-Authenticate"] = "Bearer"
+        return resp
+
+    @app.exception_handler(RequestValidationError)
+    async def _on_invalid(_, err: RequestValidationError):
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in err.errors()]
+        return _problem(422, "Invalid request", "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors), errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _on_http(_, err: StarletteHTTPException):
+        return _problem(err.status_code, "Error", str(err.detail))
+
+    @app.middleware("http")
+    async def _trace_and_log(request: Request, call_next):
+        # the route template (/fhir/Patient/{patient_id}), never the concrete path
+        start = time.perf_counter()
+        with tracer.start_as_current_span("HTTP") as span:
+            response = await call_next(request)
+            route = getattr(request.scope.get("route"), "path", "unmatched")
+            span.update_name(f"{request.method} {route}")
+            span.set_attributes({"http.request.method": request.method, "http.route": route,
+                                 "http.response.status_code": response.status_code})
+        log.info("%s %s %d %.1fms", request.method, route, response.status_code,
+                 1000 * (time.perf_counter() - start))
+        return response
+
+    async def who(authorization: str | None) -> Principal:
+        return ctx.authenticate(authorization)
+
+    def serves(ward: str) -> None:
+        if ward not in ctx.wards:
+            raise Problem(404, "Unknown ward", "this service does not serve that ward")
+
+    async def visible_encounter(principal: Principal, patient_id: str) -> Encounter:
+        enc = await ctx.db(ctx.repo.latest_encounter, patient_id)
+        if enc is None or not principal.may_access(enc.ward):
+            raise Problem(404, "Unknown patient", "no patient with this id in your ward")
+        return enc
+
+    async def patient_and_encounter(enc: Encounter) -> dict:
+        resource = json.loads(await ctx.db(ctx.repo.patient_resource, enc.patient_id))
+        return {"patient": resource, "encounter": fhir_codec.encounter_to_fhir(enc)}
+
+    @app.get("/healthz", tags=["service"])
+    async def healthz():
+        try:
+            await ctx.db(ctx.repo.ping)
+        except Exception:
+            return _problem(503, "Unavailable", "the database does not answer")
+        return {"status": "ok"}
+
+    # -- admissions and identification ------------------------------------------------
+    @app.post("/wards/{ward}/admissions", status_code=201, tags=["patients"])
+    async def admit(ward: str, body: Admission, authorization: str | None = Header(None)):
+        """Admit a patient to the ward (FHIR Patient + Encounter); the wristband identifies them."""
+        p = await who(authorization)
+        ctx.authorize(p, ADMIT, ward)
+        serves(ward)
+        patient = fhir_codec.parse(fhir_codec.Patient, body.patient)
+        band = fhir_codec.patient_wristband(patient)
+        patient_id = patient.id or str(uuid.uuid4())
+        existing = await ctx.db(ctx.repo.patient_resource, patient_id)
+        enc = Encounter(id=str(uuid.uuid4()), patient_id=patient_id, ward=ward, wristband=band,
+                        status="in-progress", spo2_scale=body.spo2_scale,
+                        assigned_nurse=body.assigned_nurse, started_at=time.time())
+        new_resource = None if existing else fhir_codec.patient_json(patient, patient_id)
+        try:
+            await ctx.db(ctx.repo.admit, patient_id, new_resource, enc)
+        except Conflict:
+            raise Problem(409, "Conflict", "the patient is already admitted or the wristband "
+                                           "is in use by an admitted patient") from None
+        ctx.pipeline.forget(patient_id)
+        return await patient_and_encounter(enc)
+
+    @app.post("/wards/{ward}/encounters/{encounter_id}/discharge", tags=["patients"])
+    async def discharge(ward: str, encounter_id: str, authorization: str | None = Header(None)):
+        """Discharge: the wristband stops identifying the patient; active orders stop."""
+        p = await who(authorization)
+        ctx.authorize(p, ADMIT, ward)
+        enc = await ctx.db(ctx.repo.encounter, encounter_id)
+        if enc is None or enc.ward != ward:
+            raise Problem(404, "Unknown encounter", "no such admission in this ward")
+        if not enc.admitted:
+            raise Problem(409, "Conflict", "the patient is already discharged")
+        await ctx.db(ctx.repo.discharge, encounter_id, time.time())
+        ctx.pipeline.forget(enc.patient_id)
+        return fhir_codec.encounter_to_fhir(await ctx.db(ctx.repo.encounter, encounter_id))
+
+    @app.post("/wards/{ward}/scan", tags=["patients"])
+    async def scan(ward: str, body: Scan, authorization: str | None = Header(None)):
+        """Identify the patient by wristband: exactly one admitted patient, or a refusal."""
+        p = await who(authorization)
+        ctx.authorize(p, READ, ward)
+        serves(ward)
+        enc = await ctx.db(ctx.repo.encounter_by_wristband, body.wristband)
+        if enc is None or enc.ward != ward:
+            raise Problem(404, "Unknown wristband", "no patient of this ward has this wristband")
+        if not enc.admitted:
+            raise Problem(409, "Discharged wristband",
+                          "this wristband belongs to a discharged admission: do not use it")
+        return await patient_and_encounter(enc)
+
+    @app.get("/fhir/Patient/{patient_id}", tags=["fhir"])
+    async def read_patient(patient_id: str, authorization: str | None = Header(None)):
+        p = await who(authorization)
+        ctx.authorize(p, READ)
+        await visible_encounter(p, patient_id)
+        return json.loads(await ctx.db(ctx.repo.patient_resource, patient_id))
+
+    @app.get("/fhir/Encounter/{encounter_id}", tags=["fhir"])
+    async def read_encounter(encounter_id: str, authorization: str | None = Header(None)):
+        p = await who(authorization)
+        ctx.authorize(p, READ)
+        enc = await ctx.db(ctx.repo.encounter, encounter_id)
+        if enc is None or not p.may_access(enc.ward):
+            raise Problem(404, "Unknown encounter", "no such admission in your ward")
+        return fhir_codec.encounter_to_fhir(enc)
+
+    # -- vitals --------------------------------------------------------------------------
+    @app.post("/fhir/Observation", status_code=201, tags=["fhir"])
+    async def record_vitals(resource: dict = Body(...), authorization: str | None = Header(None)):
+        """Record a vital-signs Observation; a complete set is scored with NEWS2."""
+        p = await who(authorization)
+        ctx.authorize(p, RECORD_VITALS)
+        obs = fhir_codec.parse(fhir_codec.Observation, resource)
+        patient_id, effective, reading_id, vitals = fhir_codec.observation_fields(obs)
+        reading = Reading(source=p.subject, ward_scope=p.ward,
+                          reading_id=reading_id or str(uuid.uuid4()), patient_id=patient_id,
+                          effective_at=effective, values=vitals.present())
+        [outcome] = await ctx.pipeline.submit([reading])
+        if outcome.error is not None:
+            raise Problem(outcome.status, "Vitals refused", outcome.error)
+        row = dict(zip(OBSERVATION_COLUMNS, row_of(reading, outcome, time.time())))
+        return fhir_codec.observation_to_fhir(
+            {**row, "id": observation_id(reading.source, reading.reading_id)})
+
+    @app.get("/fhir/Observation", tags=["fhir"])
+    async def search_vitals(patient: str = Query(..., description="Patient id"),
+                            count: int = Query(100, alias="_count", ge=1, le=10000),
+                            authorization: str | None = Header(None)):
+        p = await who(authorization)
+        ctx.authorize(p, READ)
+        await visible_encounter(p, patient)
+        rows = await ctx.db(ctx.repo.observations, patient, count)
+        return fhir_codec.bundle([fhir_codec.observation_to_fhir(
+            {**r, "id": observation_id(r["source"], r["reading_id"])}) for r in rows if p.may_access(r["ward"])])
+
+    # -- medication ----------------------------------------------------------------------
+    @app.post("/fhir/MedicationRequest", status_code=201, tags=["fhir"])
+    async def order(resource: dict = Body(...), authorization: str | None = Header(None)):
+        """Order a medication for an admitted patient of the doctor's ward."""
+        p = await who(authorization)
+        ctx.authorize(p, ORDER)
+        mr = fhir_codec.parse(fhir_codec.MedicationRequest, resource)
+        fields = fhir_codec.order_fields(mr)
+        enc = await visible_encounter(p, fields["patient_id"])
+        if not enc.admitted:
+            raise Problem(409, "Not admitted", "orders need an admitted patient")
+        new = Order(id=str(uuid.uuid4()), encounter_id=enc.id, ward=enc.ward, status="active",
+                    ordered_by=p.subject, **fields)
+        stored = mr.model_dump(mode="json", exclude_none=True)
+        await ctx.db(ctx.repo.add_order, new, json.dumps(stored))
+        return fhir_codec.order_to_fhir(json.dumps(stored), new)
+
+    @app.get("/fhir/MedicationRequest", tags=["fhir"])
+    async def search_orders(patient: str = Query(...), authorization: str | None = Header(None)):
+        p = await who(authorization)
+        ctx.authorize(p, READ)
+        await visible_encounter(p, patient)
+        found = []
+        for o in await ctx.db(ctx.repo.orders, patient_id=patient):
+            if p.may_access(o.ward):
+                found.append(fhir_codec.order_to_fhir(await ctx.db(ctx.repo.order_resource, o.id), o))
+        return fhir_codec.bundle(found)
+
+    @app.post("/wards/{ward}/administrations", status_code=201, tags=["medication"])
+    async def give(ward: str, body: Give, authorization: str | None = Header(None)):
+        """Give a dose after the five-rights check; every outcome goes to the audit log."""
+        p = await who(authorization)
+        ctx.authorize(p, ADMINISTER, ward)
+        serves(ward)
+        found = await ctx.db(ctx.repo.order, body.order_id)
+        if found is None or found.ward != ward:
+            raise Problem(404, "Unknown order", "no such medication order in this ward")
+        now = time.time()
+        scanned = await ctx.db(ctx.repo.encounter_by_wristband, body.wristband)
+        decision = five_rights.check(
+            found, five_rights.Scan(scanned, body.drug_barcode, body.dose_value, body.dose_unit,
+                                    body.route_code, now),
+            await ctx.db(ctx.repo.given_slots, found.id), ctx.dose_window_s)
+        audit = {"at": now, "ward": ward, "actor": p.subject, "action": "administer",
+                 "order_id": found.id, "patient_id": found.patient_id}
+        scanned_json = {"drug_barcode": body.drug_barcode, "dose": body.dose_value,
+                        "unit": body.dose_unit, "route": body.route_code}
+        if isinstance(decision, five_rights.Refusal):
+            await refuse(audit, scanned_json, decision)
+        adm = Administration(id=str(uuid.uuid4()), order_id=found.id,
+                             patient_id=found.patient_id, encounter_id=found.encounter_id,
+                             ward=ward, slot=decision.slot, given_at=now,
+                             dose_value=body.dose_value, dose_unit=body.dose_unit,
+                             route_code=body.route_code, given_by=p.subject)
+        try:
+            await ctx.db(ctx.repo.give, adm, {**audit, "outcome": "given", "detail": json.dumps(
+                {**scanned_json, "slot": fhir_codec.instant(decision.slot)})})
+        except Conflict:  # another handheld gave this dose a moment ago
+            await refuse(audit, scanned_json, five_rights.Refusal(
+                "time", "the dose scheduled for now has already been given", duplicate=True))
+        return fhir_codec.administration_to_fhir(adm, found)
+
+    async def refuse(audit: dict, scanned: dict, refusal: five_rights.Refusal) -> None:
+        await ctx.db(ctx.repo.audit, {**audit, "outcome": "refused", "right_failed": refusal.right,
+                                      "detail": json.dumps({**scanned, "reason": refusal.reason})})
+        if refusal.duplicate:
+            raise Problem(409, "Duplicate administration", refusal.reason, right=refusal.right)
+        raise Problem(422, f"Wrong {refusal.right}", refusal.reason, right=refusal.right)
+
+    @app.get("/fhir/MedicationAdministration", tags=["fhir"])
+    async def search_given(patient: str = Query(...), authorization: str | None = Header(None)):
+        p = await who(authorization)
+        ctx.authorize(p, READ)
+        await visible_encounter(p, patient)
+        orders = {o.id: o for o in await ctx.db(ctx.repo.orders, patient_id=patient)}
+        given = await ctx.db(ctx.repo.administrations, patient_id=patient)
+        return fhir_codec.bundle([fhir_codec.administration_to_fhir(a, orders[a.order_id])
+                                  for a in given if p.may_access(a.ward)])
+
+    # -- worklist, alerts, audit ---------------------------------------------------------
+    @app.get("/wards/{ward}/worklist", tags=["ward"])
+    async def ward_worklist(ward: str, nurse: str | None = Query(
+            None, description="a nurse's subject, or 'all'; default: the caller when a nurse"),
+            authorization: str | None = Header(None)):
+        """What is alerting, overdue and due now, most urgent first."""
+        p = await who(authorization)
+        ctx.authorize(p, READ, ward)
+        serves(ward)
+        who_for = None if nurse == "all" else nurse or (p.subject if p.role == "nurse" else None)
+        now = time.time()
+        encounters = await ctx.db(ctx.repo.admitted, ward)
+        orders = await ctx.db(ctx.repo.orders, ward=ward)
+        given: dict[str, set[float]] = {}
+        for a in await ctx.db(ctx.repo.administrations, ward=ward):
+            given.setdefault(a.order_id, set()).add(a.slot)
+        items = worklist.build(
+            encounters, orders, given, await ctx.db(ctx.repo.alerts, ward, True),
+            await ctx.db(ctx.repo.last_scores, [e.id for e in encounters]), now,
+            ctx.dose_window_s, nurse=who_for)
+        return {"ward": ward, "nurse": who_for or "all", "generated_at": fhir_codec.instant(now),
+                "items": [i.to_json() | {"due_at": fhir_codec.instant(i.due_at)} for i in items]}
+
+    @app.get("/wards/{ward}/alerts", tags=["ward"])
+    async def ward_alerts(ward: str, open_only: bool = Query(True, alias="open"),
+                          authorization: str | None = Header(None)):
+        p = await who(authorization)
+        ctx.authorize(p, READ, ward)
+        serves(ward)
+        return {"alerts": [alert_json(a) for a in await ctx.db(ctx.repo.alerts, ward, open_only)]}
+
+    @app.post("/wards/{ward}/alerts/{alert_id}/acknowledge", tags=["ward"])
+    async def acknowledge(ward: str, alert_id: str, authorization: str | None = Header(None)):
+        p = await who(authorization)
+        ctx.authorize(p, ACKNOWLEDGE, ward)
+        found = await ctx.db(ctx.repo.acknowledge, alert_id, ward, p.subject, time.time())
+        if found is None:
+            raise Problem(404, "Unknown alert", "no such alert in this ward")
+        return alert_json(found)
+
+    @app.get("/wards/{ward}/audit", tags=["ward"])
+    async def audit_log(ward: str, limit: int = Query(100, ge=1, le=10000),
+                        authorization: str | None = Header(None)):
+        """The append-only record of every administration and refusal, newest first."""
+        p = await who(authorization)
+        ctx.authorize(p, AUDIT, ward)
+        serves(ward)
+        entries = await ctx.db(ctx.repo.audit_log, ward, limit)
+        return {"entries": [e | {"at": fhir_codec.instant(e["at"]),
+                                 "detail": json.loads(e["detail"])} for e in entries]}
+
+    return app
+
+
+def alert_json(a) -> dict:
+    return {"id": a.id, "ward": a.ward, "patient_id": a.patient_id,
+            "encounter_id": a.encounter_id, "score": a.score, "risk": a.risk,
+            "parameters": a.parameters, "effective_at": fhir_codec.instant(a.effective_at),
+            "raised_at": fhir_codec.instant(a.raised_at),
+            "acknowledged_by": a.acknowledged_by,
+            "acknowledged_at": fhir_codec.instant(a.acknowledged_at) if a.acknowledged_at else None}
+

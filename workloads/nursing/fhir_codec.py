@@ -1,0 +1,255 @@
+"""FHIR R4 JSON in and out (fhir.resources' R4B models, wire-compatible with R4 here).
+
+Incoming resources are validated by the model library first and then checked for what
+this service needs (a wristband identifier, a GTIN-coded drug, a schedule, ...); any
+problem raises FhirError with a message naming the element. Outgoing resources are built
+as dicts and validated through the same models, so what leaves the service is valid FHIR.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.encounter import Encounter as FhirEncounter
+from fhir.resources.R4B.medicationadministration import MedicationAdministration
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.patient import Patient
+from pydantic import ValidationError
+
+from .news2 import VitalsUpdate
+from .records import Administration, Encounter, Order
+
+WRISTBAND_SYSTEM = "https://medmec.io/fhir/sid/wristband"
+READING_SYSTEM = "https://medmec.io/fhir/sid/reading"
+GTIN_SYSTEM = "https://www.gs1.org/gtin"
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+NEWS2_SYSTEM = "https://medmec.io/fhir/CodeSystem/news2"
+SPO2_SCALE_EXTENSION = "https://medmec.io/fhir/StructureDefinition/news2-spo2-scale"
+
+# vital-sign components: LOINC codes of the FHIR vital-signs profile, UCUM units
+_QUANTITIES = {
+    "respiration_rate": ("9279-1", "Respiratory rate", "/min"),
+    "spo2": ("59408-5", "Oxygen saturation in Arterial blood by Pulse oximetry", "%"),
+    "systolic_bp": ("8480-6", "Systolic blood pressure", "mm[Hg]"),
+    "pulse": ("8867-4", "Heart rate", "/min"),
+    "temperature_c": ("8310-5", "Body temperature", "Cel"),
+}
+_BY_LOINC = {code: (name, unit) for name, (code, _, unit) in _QUANTITIES.items()}
+_PERIOD_SECONDS = {"min": 60, "h": 3600, "d": 86400}
+
+
+class FhirError(ValueError):
+    """A resource that is not valid FHIR, or lacks what this service needs."""
+
+
+def parse(model, data: object):
+    if not isinstance(data, dict):
+        raise FhirError("the body must be a JSON object (a FHIR resource)")
+    expected = model.get_resource_type()
+    if data.get("resourceType") != expected:
+        raise FhirError(f"resourceType must be {expected!r}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                             for e in err.errors()[:5])
+        raise FhirError(f"invalid FHIR {expected}: {problems}") from None
+
+
+def _out(model, data: dict) -> dict:
+    return model.model_validate(data).model_dump(mode="json", exclude_none=True)
+
+
+def instant(t: float) -> str:
+    return dt.datetime.fromtimestamp(t, dt.timezone.utc).isoformat()
+
+
+def _seconds(value, where: str) -> float:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise FhirError(f"{where} needs a time zone")
+        return value.timestamp()
+    raise FhirError(f"{where} must be a dateTime with a time")
+
+
+def _ref_id(reference, kind: str, where: str) -> str:
+    ref = getattr(reference, "reference", None) or ""
+    prefix = f"{kind}/"
+    if not ref.startswith(prefix) or len(ref) == len(prefix):
+        raise FhirError(f"{where} must reference {kind}/<id>")
+    return ref[len(prefix):]
+
+
+# -- Patient and Encounter -------------------------------------------------------------
+def patient_wristband(patient: Patient) -> str:
+    bands = [i.value for i in patient.identifier or [] if i.system == WRISTBAND_SYSTEM and i.value]
+    if len(bands) != 1:
+        raise FhirError(f"Patient.identifier needs exactly one wristband ({WRISTBAND_SYSTEM})")
+    return bands[0]
+
+
+def patient_json(patient: Patient, patient_id: str) -> str:
+    data = patient.model_dump(mode="json", exclude_none=True)
+    data["id"] = patient_id
+    return json.dumps(data)
+
+
+def encounter_to_fhir(enc: Encounter) -> dict:
+    data = {
+        "resourceType": "Encounter", "id": enc.id, "status": enc.status,
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                  "code": "IMP", "display": "inpatient encounter"},
+        "identifier": [{"system": WRISTBAND_SYSTEM, "value": enc.wristband}],
+        "subject": {"reference": f"Patient/{enc.patient_id}"},
+        "period": {"start": instant(enc.started_at),
+                   **({"end": instant(enc.ended_at)} if enc.ended_at else {})},
+        "location": [{"location": {"identifier": {"value": enc.ward}, "display": enc.ward}}],
+        "extension": [{"url": SPO2_SCALE_EXTENSION, "valueInteger": enc.spo2_scale}],
+    }
+    if enc.assigned_nurse:
+        data["participant"] = [{"individual": {"display": enc.assigned_nurse}}]
+    return _out(FhirEncounter, data)
+
+
+# -- MedicationRequest -----------------------------------------------------------------
+def order_fields(mr: MedicationRequest) -> dict:
+    """What the closed loop needs from an order; FhirError if it is missing or unusable."""
+    if mr.status != "active" or mr.intent != "order":
+        raise FhirError("MedicationRequest must have status 'active' and intent 'order'")
+    patient_id = _ref_id(mr.subject, "Patient", "MedicationRequest.subject")
+    codings = [c for c in (mr.medicationCodeableConcept.coding if mr.medicationCodeableConcept
+                           else None) or [] if c.system == GTIN_SYSTEM and c.code]
+    if len(codings) != 1:
+        raise FhirError(f"MedicationRequest.medicationCodeableConcept needs one {GTIN_SYSTEM} coding")
+    drug = codings[0]
+    if not mr.dosageInstruction or len(mr.dosageInstruction) != 1:
+        raise FhirError("MedicationRequest needs exactly one dosageInstruction")
+    dosage = mr.dosageInstruction[0]
+    route = (dosage.route.coding or [None])[0] if dosage.route else None
+    if route is None or not route.code:
+        raise FhirError("dosageInstruction.route needs a coding")
+    dose = dosage.doseAndRate[0].doseQuantity if dosage.doseAndRate else None
+    if dose is None or dose.value is None or not (dose.code or dose.unit) or dose.value <= 0:
+        raise FhirError("dosageInstruction.doseAndRate.doseQuantity needs a positive value and a unit")
+    repeat = dosage.timing.repeat if dosage.timing else None
+    if repeat is None or repeat.boundsPeriod is None or repeat.boundsPeriod.start is None:
+        raise FhirError("dosageInstruction.timing.repeat.boundsPeriod.start (first dose) is required")
+    if not repeat.period or repeat.periodUnit not in _PERIOD_SECONDS or repeat.period <= 0:
+        raise FhirError("dosageInstruction.timing.repeat needs a period with periodUnit min, h or d")
+    frequency = repeat.frequency or 1
+    interval = float(repeat.period) * _PERIOD_SECONDS[repeat.periodUnit] / frequency
+    if interval < 60:
+        raise FhirError("doses must be at least a minute apart")
+    if repeat.count is not None and repeat.count < 1:
+        raise FhirError("dosageInstruction.timing.repeat.count must be at least 1")
+    return dict(patient_id=patient_id, drug_code=drug.code,
+                drug_name=drug.display or mr.medicationCodeableConcept.text or drug.code,
+                dose_value=float(dose.value), dose_unit=dose.code or dose.unit,
+                route_code=route.code, route_name=route.display or route.code,
+                start=_seconds(repeat.boundsPeriod.start, "timing.repeat.boundsPeriod.start"),
+                interval_s=interval, count=repeat.count)
+
+
+def order_to_fhir(resource: str, order: Order) -> dict:
+    data = json.loads(resource)
+    data.update(id=order.id, status=order.status,
+                encounter={"reference": f"Encounter/{order.encounter_id}"})
+    return _out(MedicationRequest, data)
+
+
+def administration_to_fhir(adm: Administration, order: Order) -> dict:
+    return _out(MedicationAdministration, {
+        "resourceType": "MedicationAdministration", "id": adm.id, "status": "completed",
+        "medicationCodeableConcept": {"coding": [{"system": GTIN_SYSTEM, "code": order.drug_code,
+                                                  "display": order.drug_name}]},
+        "subject": {"reference": f"Patient/{adm.patient_id}"},
+        "context": {"reference": f"Encounter/{adm.encounter_id}"},
+        "effectiveDateTime": instant(adm.given_at),
+        "performer": [{"actor": {"display": adm.given_by}}],
+        "request": {"reference": f"MedicationRequest/{adm.order_id}"},
+        "dosage": {"route": {"coding": [{"code": adm.route_code, "display": order.route_name}]},
+                   "dose": {"value": adm.dose_value, "unit": adm.dose_unit,
+                            "system": UCUM, "code": adm.dose_unit}},
+    })
+
+
+# -- Observation -----------------------------------------------------------------------
+def observation_fields(obs: Observation) -> tuple[str, float, str | None, VitalsUpdate]:
+    """(patient id, effective time, reading id or None, the vital signs it carries)."""
+    patient_id = _ref_id(obs.subject, "Patient", "Observation.subject")
+    if obs.effectiveDateTime is None:
+        raise FhirError("Observation.effectiveDateTime is required")
+    effective = _seconds(obs.effectiveDateTime, "Observation.effectiveDateTime")
+    reading_ids = [i.value for i in obs.identifier or [] if i.system == READING_SYSTEM and i.value]
+    values: dict[str, object] = {}
+    for comp in obs.component or []:
+        coding = (comp.code.coding or [None])[0]
+        code = (coding.system, coding.code) if coding else (None, None)
+        if code[0] == LOINC and code[1] in _BY_LOINC:
+            name, unit = _BY_LOINC[code[1]]
+            q = comp.valueQuantity
+            if q is None or q.value is None or (q.code or q.unit) != unit:
+                raise FhirError(f"component {code[1]} needs valueQuantity in {unit}")
+            values[name] = float(q.value) if name == "temperature_c" else _whole(q.value, code[1])
+        elif code == (NEWS2_SYSTEM, "consciousness"):
+            c = comp.valueCodeableConcept
+            values["consciousness"] = c.coding[0].code if c and c.coding else None
+        elif code == (NEWS2_SYSTEM, "on-oxygen"):
+            values["on_oxygen"] = comp.valueBoolean
+        else:
+            raise FhirError(f"unsupported Observation.component code {code[0]}|{code[1]}")
+    if not values:
+        raise FhirError("the Observation carries no vital sign component")
+    try:
+        vitals = VitalsUpdate(**values)
+    except ValidationError as err:
+        raise FhirError("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in err.errors())) from None
+    return patient_id, effective, (reading_ids[0] if reading_ids else None), vitals
+
+
+def _whole(value, code: str) -> int:
+    if value != int(value):
+        raise FhirError(f"component {code} must be a whole number")
+    return int(value)
+
+
+def observation_to_fhir(row: dict) -> dict:
+    components = []
+    for name, (code, display, unit) in _QUANTITIES.items():
+        if row.get(name) is not None:
+            components.append({"code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
+                               "valueQuantity": {"value": row[name], "unit": unit,
+                                                 "system": UCUM, "code": unit}})
+    if row.get("consciousness") is not None:
+        components.append({"code": {"coding": [{"system": NEWS2_SYSTEM, "code": "consciousness"}]},
+                           "valueCodeableConcept": {"coding": [{"system": NEWS2_SYSTEM + "/acvpu",
+                                                                "code": row["consciousness"]}]}})
+    if row.get("on_oxygen") is not None:
+        components.append({"code": {"coding": [{"system": NEWS2_SYSTEM, "code": "on-oxygen"}]},
+                           "valueBoolean": bool(row["on_oxygen"])})
+    if row.get("score") is not None:
+        components.append({"code": {"coding": [{"system": NEWS2_SYSTEM, "code": "score",
+                                                "display": "NEWS2 total score"}]},
+                           "valueInteger": row["score"],
+                           "interpretation": [{"text": row["risk"]}]})
+    return _out(Observation, {
+        "resourceType": "Observation", "id": str(row["id"]), "status": "final",
+        "identifier": [{"system": READING_SYSTEM, "value": row["reading_id"]}],
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                  "code": "vital-signs"}]}],
+        "code": {"coding": [{"system": LOINC, "code": "85353-1",
+                             "display": "Vital signs panel"}]},
+        "subject": {"reference": f"Patient/{row['patient_id']}"},
+        "encounter": {"reference": f"Encounter/{row['encounter_id']}"},
+        "effectiveDateTime": instant(row["effective_at"]),
+        "performer": [{"display": row["source"]}],
+        "component": components,
+    })
+
+
+def bundle(resources: list[dict]) -> dict:
+    return _out(Bundle, {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
+                         "entry": [{"resource": r} for r in resources]})
