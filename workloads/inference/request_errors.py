@@ -42,19 +42,26 @@ def patch_proxy_source(source: str) -> str:
 
 
 def install() -> None:
-    """Patch the proxy model files pytriton uploads to Triton (once per process)."""
+    """Patch the proxy model pytriton gives Triton, whether uploaded or written into a local
+    model repository (once per process)."""
     global _installed
     if _installed:
         return
     from pytriton.models.model import Model
 
-    original = Model.get_proxy_model_files
+    uploaded, written = Model.get_proxy_model_files, Model.generate_model
 
     def get_proxy_model_files(self):
-        files = original(self)
+        files = uploaded(self)
         key = f"file:{self.model_version}/model.py"
         files[key] = patch_proxy_source(files[key].decode()).encode()
         return files
 
+    def generate_model(self, model_repository):
+        written(self, model_repository)
+        path = model_repository / self.model_name / str(self.model_version) / "model.py"
+        path.write_text(patch_proxy_source(path.read_text()))
+
     Model.get_proxy_model_files = get_proxy_model_files
+    Model.generate_model = generate_model
     _installed = True
