@@ -78,6 +78,10 @@ def create_app(ctx: Context) -> FastAPI:
     async def _on_problem(_, err: Problem):
         return _problem(err.status, err.title, err.detail, **err.extra)
 
+    @app.exception_handler(FhirError)
+    async def _on_fhir(_, err: FhirError):
+        return _problem(422, "Invalid FHIR resource", str(err))
+
     @app.exception_handler(Denied)
     async def _on_denied(_, err: Denied):
         resp = _problem(err.status, "Unauthorized" if err.status == 401 else "Forbidden", str(err))
