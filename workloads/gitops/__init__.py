@@ -1,0 +1,2 @@
+"""Install and ship medmec: the Helm charts (install, upgrade, uninstall, service-account
+credentials) and GitOps model delivery (promote, rollback, validate the kustomize overlays)."""
