@@ -14,6 +14,8 @@ import sys
 
 AREAS = [
     "medmec.localcluster.cli",
+    "medmec.workloads.qos.cli",
+    "medmec.operator.cli",
     "medmec.workloads.inference.cli",
     "medmec.workloads.nursing.cli",
 ]

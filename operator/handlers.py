@@ -1,0 +1,457 @@
+"""The kopf handlers: thin glue between watch events, the pure decisions and Kubernetes I/O.
+
+Every handler is level-based: it looks at the whole current state (kopf indexes of slices,
+base stations, nodes, workloads and pods), decides with the pure functions and applies the
+result with server-side apply, so running it twice, or again after a crash, converges to
+the same objects. Statuses are written only when they change, and Events only when a
+condition changes, so a resource that waits (over capacity, slice missing) causes no storm.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import threading
+from collections.abc import Callable
+
+import kopf
+
+from medmec.operator import (admission, kube, meta, observe, render_fleet, render_inference,
+                             render_nursing, render_slice)
+from medmec.operator.conditions import condition, is_true, merge, without_times
+from medmec.operator.profiles import resolve_qos, snssai
+from medmec.operator.settings import OperatorSettings
+from medmec.operator.workload_status import PodView, pod_view, slice_state, workload_status
+
+log = logging.getLogger(__name__)
+MANAGED = {"app.kubernetes.io/managed-by": meta.FIELD_MANAGER}
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkloadKind:
+    """How one slice-bound kind (inference, dispatch, nursing) is rendered and reported."""
+    kind: str
+    plural: str
+    component: str  # app.kubernetes.io/component of its pods
+    children: Callable  # (body, slice, zones, settings) -> [objects]
+    child_kinds: tuple[tuple[str, Callable[[dict], str]], ...]  # (kind, name of body) to delete
+    want_ready: Callable[[dict], int]
+    extra_status: Callable[[dict], dict]
+    problem: Callable[[dict], tuple[str, str] | None] = lambda body: None
+
+
+def _eis_problem(body: dict) -> tuple[str, str] | None:
+    message = render_inference.storage_uri_problem(body["spec"])
+    return ("ModelNotInStore", message) if message else None
+
+
+def _suffixed(child_name: Callable[[dict], str], suffix: str) -> Callable[[dict], str]:
+    return lambda body: child_name(body) + suffix
+
+
+WORKLOADS = {
+    "EdgeInferenceService": WorkloadKind(
+        "EdgeInferenceService", "edgeinferenceservices", "inference", render_inference.children,
+        (("Deployment", render_inference.child_name), ("Service", render_inference.child_name),
+         ("HorizontalPodAutoscaler", render_inference.child_name),
+         ("PodDisruptionBudget", render_inference.child_name)),
+        lambda b: b["spec"].get("scaling", {}).get("minReplicas", 1),
+        lambda b: {"endpoints": render_inference.endpoints(b),
+                   "servedVersions": render_inference.served_versions(b["spec"])},
+        _eis_problem),
+    "CareRobotFleet": WorkloadKind(
+        "CareRobotFleet", "carerobotfleets", "dispatch", render_fleet.children,
+        (("Deployment", render_fleet.child_name), ("Service", render_fleet.child_name),
+         ("ConfigMap", _suffixed(render_fleet.child_name, "-fleet"))),
+        lambda b: 1,
+        lambda b: {"endpoint": render_fleet.endpoint(b), "robotsDeclared": len(b["spec"]["robots"])}),
+    "CloudNursingService": WorkloadKind(
+        "CloudNursingService", "cloudnursingservices", "nursing", render_nursing.children,
+        (("Deployment", render_nursing.child_name), ("Service", render_nursing.child_name),
+         ("ConfigMap", _suffixed(render_nursing.child_name, "-settings"))),
+        lambda b: 1 if b["spec"].get("storage", {}).get("type", "embedded") == "embedded" else 2,
+        lambda b: {"endpoint": render_nursing.endpoint(b)}),
+}
+BY_COMPONENT = {w.component: w for w in WORKLOADS.values()}
+
+
+def _plain(body) -> dict:
+    """A detached copy of the parts of a kopf body the operator reads."""
+    md = body["metadata"]
+    return {"apiVersion": body.get("apiVersion"), "kind": body.get("kind"),
+            "metadata": {"name": md["name"], "namespace": md.get("namespace"), "uid": md["uid"],
+                         "generation": md.get("generation"),
+                         "creationTimestamp": md.get("creationTimestamp")},
+            "spec": dict(body.get("spec") or {}), "status": dict(body.get("status") or {})}
+
+
+def _one(index, key):
+    """The single value an index holds under `key`, or None."""
+    try:
+        return next(iter(index[key]))
+    except (KeyError, StopIteration):
+        return None
+
+
+class Operator:
+    def __init__(self, settings: OperatorSettings):
+        self.settings = settings
+        self.lock = threading.RLock()
+        self.admitted: dict[str, bool] = {}  # decisions not yet visible in the watched status
+        self.decisions: dict[str, admission.Decision] = {}
+        self.written: dict[tuple, dict] = {}  # last status written per (plural, ns, name)
+        self.status_locks: collections.defaultdict = collections.defaultdict(threading.Lock)
+        # kopf indexes, bound by the first handler that runs
+        self.slices = self.stations = self.nodes = self.workloads = self.pods = None
+
+    def bind(self, kwargs: dict) -> None:
+        self.slices, self.stations = kwargs["slice_index"], kwargs["station_index"]
+        self.nodes, self.workloads = kwargs["node_index"], kwargs["workload_index"]
+        self.pods = kwargs["pod_index"]
+
+    # ---- admission ---------------------------------------------------------------------
+
+    def _station_map(self) -> dict[str, admission.Station]:
+        return {name: st for name, store in self.stations.items() for st in store}
+
+    def decide(self) -> dict[str, admission.Decision]:
+        """Admission decisions for all slices, from the index plus our own newer decisions."""
+        with self.lock:
+            claims = []
+            for (ns, name), store in self.slices.items():
+                for ms in store:
+                    key = f"{ns}/{name}"
+                    try:
+                        qos = resolve_qos(ms["spec"])
+                    except ValueError:
+                        continue
+                    previously = self.admitted.get(
+                        key, is_true(ms["status"].get("conditions"), "Admitted"))
+                    claims.append(admission.Claim(ns, name, ms["metadata"]["creationTimestamp"] or "",
+                                                  qos.uplinkMbps, qos.downlinkMbps,
+                                                  tuple(ms["spec"].get("baseStations") or ()),
+                                                  previously))
+            decisions = admission.decide(self._station_map(), claims)
+            before = sum(self.admitted.values())
+            self.admitted = {k: d.admitted for k, d in decisions.items()}
+            self.decisions = decisions
+            observe.admitted_changed(sum(self.admitted.values()) - before)
+            return decisions
+
+    def zones_of(self, ms: dict | None) -> list[str]:
+        stations = self._station_map()
+        names = (ms or {}).get("spec", {}).get("baseStations") or []
+        return sorted({stations[n].zone for n in names if n in stations})
+
+    # ---- slices ------------------------------------------------------------------------
+
+    def reconcile_slice(self, body, event: str = "") -> None:
+        ms = _plain(body)
+        ns, name = ms["metadata"]["namespace"], ms["metadata"]["name"]
+        with observe.reconcile("MedicalSlice", ns, name) as outcome:
+            old = ms["status"]
+            try:
+                qos = resolve_qos(ms["spec"])
+            except ValueError as err:
+                outcome.value = "invalid"
+                self._write_slice(body, ms, {"phase": "Failed"}, [
+                    condition("Admitted", False, "InvalidSpec", str(err)),
+                    condition("Isolated", False, "NotAdmitted", "not admitted"),
+                    condition("Ready", False, "InvalidSpec", str(err))])
+                return
+            decision = self.decide().get(f"{ns}/{name}")
+            zones = self.zones_of(ms)
+            stations = self._station_map()
+            status: dict = {"snssai": snssai(ms["spec"]), "qos": qos.model_dump()}
+            if decision and decision.admitted:
+                priority = ms["spec"].get("priority", "standard")
+                kube.apply(render_slice.priority_class(priority))
+                for obj in render_slice.children(ms, qos, zones):
+                    kube.apply(obj)
+                isolation = ms["spec"].get("isolation", "strict")
+                status.update(
+                    phase="Ready", priorityClassName=meta.priority_class_name(priority),
+                    allocations=[{"baseStation": bs, "zone": stations[bs].zone,
+                                  "uplinkMbps": qos.uplinkMbps, "downlinkMbps": qos.downlinkMbps}
+                                 for bs in ms["spec"]["baseStations"]])
+                conds = [condition("Admitted", True, decision.reason, decision.message),
+                         condition("Isolated", True, f"{isolation.capitalize()}Isolation",
+                                   f"NetworkPolicy {name}-isolation admits "
+                                   + ("only this slice's pods" if isolation == "strict"
+                                      else "pods of this namespace") + " and allowedIngress"),
+                         condition("Ready", True, "ContractInPlace",
+                                   f"quota {name}-budget, policy {name}-isolation and "
+                                   f"contract {name}-qos are in place")]
+            else:
+                outcome.value = "refused"
+                if is_true(old.get("conditions"), "Admitted"):
+                    for kind, suffix in (("ResourceQuota", "-budget"), ("NetworkPolicy", "-isolation"),
+                                         ("ConfigMap", "-qos")):
+                        kube.delete(kind, ns, name + suffix)
+                reason = decision.reason if decision else "Pending"
+                message = decision.message if decision else "waiting for admission"
+                status.update(phase="OverCapacity" if reason == "OverCapacity" else "Pending",
+                              allocations=[])
+                conds = [condition("Admitted", False, reason, message),
+                         condition("Isolated", False, "NotAdmitted", "no isolation until admitted"),
+                         condition("Ready", False, reason, message)]
+            if self._write_slice(body, ms, status, conds):
+                self.refresh_stations()
+                self.refresh_workloads_of(ns, name)
+
+    def _write_slice(self, body, ms: dict, status: dict, conds: list[dict]) -> bool:
+        """Write the slice status if it changed; post an Event when admission changed."""
+        md = ms["metadata"]
+        key = ("medicalslices", md["namespace"], md["name"])
+        old = self.written.get(key) or ms["status"]
+        status = {**status, "observedGeneration": md["generation"],
+                  "conditions": merge(old.get("conditions"), conds, md["generation"])}
+        if _same(old, status):
+            return False
+        kube.patch_status("medicalslices", md["namespace"], md["name"], status)
+        self.written[key] = status
+        before = next((c for c in old.get("conditions") or [] if c["type"] == "Admitted"), {})
+        admitted = conds[0]
+        if (before.get("status"), before.get("reason")) != (admitted["status"], admitted["reason"]):
+            kopf.event(body, type="Normal" if admitted["status"] == "True" else "Warning",
+                       reason=admitted["reason"], message=admitted["message"])
+        return True
+
+    def slice_gone(self, namespace: str, name: str) -> None:
+        self.written.pop(("medicalslices", namespace, name), None)
+        self.decide()
+        self.refresh_stations()
+        self.refresh_workloads_of(namespace, name)
+
+    # ---- base stations -----------------------------------------------------------------
+
+    def refresh_stations(self) -> None:
+        for name in list(self.stations.keys()):
+            self.refresh_station(name)
+
+    def refresh_station(self, name: str) -> None:
+        station = self._station_map().get(name)
+        if station is None:
+            return
+        with observe.reconcile("BaseStation", None, name):
+            claims = []
+            for (ns, ms_name), store in self.slices.items():
+                for ms in store:
+                    try:
+                        qos = resolve_qos(ms["spec"])
+                    except ValueError:
+                        continue
+                    claims.append(admission.Claim(ns, ms_name, "", qos.uplinkMbps, qos.downlinkMbps,
+                                                  tuple(ms["spec"].get("baseStations") or ())))
+            usage = admission.usage_by_station({name: station}, claims, self.decisions)[name]
+            gpu_nodes = sorted(n for n, store in self.nodes.items() for zone, gpus in store
+                               if zone == station.zone and gpus > 0)
+            gpus = sum(g for n, store in self.nodes.items() for zone, g in store if zone == station.zone)
+            status = {"allocatedUplinkMbps": usage.uplink_mbps,
+                      "allocatedDownlinkMbps": usage.downlink_mbps,
+                      "slices": usage.slices, "gpuNodes": gpu_nodes, "allocatableGPUs": gpus}
+            key = ("basestations", None, name)
+            if self.written.get(key) != status:
+                kube.patch_status("basestations", None, name, status)
+                self.written[key] = status
+
+    # ---- workloads (inference, dispatch, nursing) --------------------------------------
+
+    def _slice_of(self, namespace: str, slice_name: str) -> tuple[dict | None, list[str]]:
+        ms = _one(self.slices, (namespace, slice_name))
+        if ms is None:
+            return None, []
+        decision = self.decisions.get(f"{namespace}/{slice_name}")
+        if decision is None:
+            decision = self.decide().get(f"{namespace}/{slice_name}")
+        admitted = condition("Admitted", bool(decision and decision.admitted),
+                             decision.reason if decision else "Pending",
+                             decision.message if decision else "waiting for admission")
+        return {**ms, "status": {"conditions": [admitted]}}, self.zones_of(ms)
+
+    def reconcile_workload(self, wk: WorkloadKind, body: dict) -> None:
+        ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        with observe.reconcile(wk.kind, ns, name) as outcome:
+            slice_name = body["spec"]["sliceRef"]["name"]
+            ms, zones = self._slice_of(ns, slice_name)
+            state = slice_state(ms, slice_name, zones)
+            problem = wk.problem(body)
+            if state.ok and not problem:
+                for obj in wk.children(body, ms, zones, self.settings):
+                    kube.apply(obj)
+            else:
+                outcome.value = "waiting" if not problem else "invalid"
+                deployed = (is_true(body["status"].get("conditions"), "SliceReady")
+                            or self._pods(wk, ns, name))
+                if deployed:
+                    for kind, child_name in wk.child_kinds:
+                        kube.delete(kind, ns, child_name(body))
+            self.refresh_status(wk, body, state=state)
+
+    def _pods(self, wk: WorkloadKind, namespace: str, name: str) -> list[PodView]:
+        try:
+            return list(self.pods[(namespace, wk.component, name)])
+        except KeyError:
+            return []
+
+    def refresh_status(self, wk: WorkloadKind, body: dict, state=None) -> None:
+        ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
+        key = (wk.plural, ns, name)
+        with self.status_locks[key]:
+            if state is None:
+                slice_name = body["spec"]["sliceRef"]["name"]
+                ms, zones = self._slice_of(ns, slice_name)
+                state = slice_state(ms, slice_name, zones)
+            node_zones = {n: zone for n, store in self.nodes.items() for zone, _ in store}
+            computed = workload_status(state, self._pods(wk, ns, name), node_zones,
+                                       wk.want_ready(body), wk.problem(body))
+            old = self.written.get(key) or body["status"]
+            generation = body["metadata"]["generation"]
+            status = {**computed, **wk.extra_status(body), "observedGeneration": generation,
+                      "conditions": merge(old.get("conditions"), computed["conditions"], generation)}
+            if _same(old, status):
+                return
+            kube.patch_status(wk.plural, ns, name, status)
+            self.written[key] = status
+            before = {c["type"]: c for c in old.get("conditions") or []}
+            for cond in status["conditions"]:
+                was = before.get(cond["type"], {})
+                if cond["status"] == "False" and cond["reason"] in (
+                        "SliceNotFound", "SliceNotAdmitted", "NoZones", "Unschedulable",
+                        "ModelNotInStore") and was.get("reason") != cond["reason"]:
+                    kopf.event(body, type="Warning", reason=cond["reason"], message=cond["message"])
+
+    def refresh_workloads_of(self, namespace: str, slice_name: str) -> None:
+        for (plural, ns, _), store in list(self.workloads.items()):
+            if ns != namespace:
+                continue
+            for body in store:
+                if body["spec"]["sliceRef"]["name"] == slice_name:
+                    self.reconcile_workload(_by_plural(plural), body)
+
+    def pod_changed(self, labels: dict, namespace: str) -> None:
+        wk = BY_COMPONENT.get(labels.get("app.kubernetes.io/component", ""))
+        name = labels.get("app.kubernetes.io/instance")
+        if wk is None or not name:
+            return
+        body = _one(self.workloads, (wk.plural, namespace, name))
+        if body is not None:
+            self.refresh_status(wk, body)
+
+    def workload_gone(self, wk: WorkloadKind, namespace: str, name: str) -> None:
+        self.written.pop((wk.plural, namespace, name), None)
+        self.status_locks.pop((wk.plural, namespace, name), None)
+
+
+def _by_plural(plural: str) -> WorkloadKind:
+    return next(w for w in WORKLOADS.values() if w.plural == plural)
+
+
+def _same(old: dict, new: dict) -> bool:
+    strip = lambda s: {**s, "conditions": without_times(s.get("conditions"))}  # noqa: E731
+    return strip({k: old.get(k) for k in new}) == strip(new)
+
+
+def register(settings: OperatorSettings, registry: kopf.OperatorRegistry | None = None
+             ) -> tuple[kopf.OperatorRegistry, Operator]:
+    """Register every handler on `registry` (a fresh one by default)."""
+    registry = registry or kopf.OperatorRegistry()
+    op = Operator(settings)
+    group = meta.GROUP
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs):
+        return kopf.login_via_client(**kwargs)
+
+    @kopf.on.startup(registry=registry)
+    def configure(settings: kopf.OperatorSettings, **_):
+        # progress and last-handled state in annotations: the CRD status schemas are ours
+        settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=group)
+        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+            prefix=group, key="last-handled-configuration")
+        settings.persistence.finalizer = f"{group}/operator"
+        settings.posting.level = logging.WARNING  # Events for problems, not for every success
+        settings.execution.max_workers = 16
+
+    # ---- indexes: the whole picture every decision is made from -----------------------
+
+    @kopf.index(group, "medicalslices", id="slice_index", registry=registry)
+    def slice_index(namespace, name, body, **_):
+        return {(namespace, name): _plain(body)}
+
+    @kopf.index(group, "basestations", id="station_index", registry=registry)
+    def station_index(name, spec, **_):
+        return {name: admission.Station(name, spec["zone"], spec["uplinkMbps"], spec["downlinkMbps"])}
+
+    @kopf.index("nodes", id="node_index", registry=registry)
+    def node_index(name, labels, status, **_):
+        gpus = int(str((status.get("allocatable") or {}).get(meta.GPU_RESOURCE, "0")) or 0)
+        return {name: (labels.get(meta.ZONE_LABEL, ""), gpus)}
+
+    @kopf.index("pods", labels=MANAGED, id="pod_index", registry=registry)
+    def pod_index(namespace, labels, body, **_):
+        component = labels.get("app.kubernetes.io/component")
+        if component not in BY_COMPONENT:
+            return None
+        return {(namespace, component, labels.get("app.kubernetes.io/instance")): pod_view(body)}
+
+    def workload_index(namespace, name, body, **_):
+        return {(WORKLOADS[body["kind"]].plural, namespace, name): _plain(body)}
+
+    for wk in WORKLOADS.values():
+        kopf.index(group, wk.plural, id="workload_index", registry=registry)(workload_index)
+
+    # ---- slices ------------------------------------------------------------------------
+
+    @kopf.on.resume(group, "medicalslices", id="reconcile", registry=registry)
+    @kopf.on.create(group, "medicalslices", id="reconcile", registry=registry)
+    @kopf.on.update(group, "medicalslices", id="reconcile", registry=registry)
+    def slice_changed(body, **kwargs):
+        op.bind(kwargs)
+        op.reconcile_slice(body)
+
+    @kopf.timer(group, "medicalslices", id="recheck", interval=settings.recheck_seconds,
+                registry=registry,
+                when=lambda status, **_: not is_true(status.get("conditions"), "Admitted"))
+    def slice_waiting(body, **kwargs):
+        op.bind(kwargs)
+        op.reconcile_slice(body)
+
+    @kopf.on.event(group, "medicalslices", id="release", registry=registry)
+    def slice_event(event, namespace, name, **kwargs):
+        if event.get("type") == "DELETED":
+            op.bind(kwargs)
+            op.slice_gone(namespace, name)
+
+    # ---- base stations -----------------------------------------------------------------
+
+    @kopf.on.resume(group, "basestations", id="refresh", registry=registry)
+    @kopf.on.create(group, "basestations", id="refresh", registry=registry)
+    @kopf.on.update(group, "basestations", id="refresh", registry=registry)
+    @kopf.timer(group, "basestations", id="recount", interval=30, registry=registry)
+    def station_changed(name, **kwargs):
+        op.bind(kwargs)
+        op.decide()
+        op.refresh_station(name)
+
+    # ---- workloads ---------------------------------------------------------------------
+
+    def workload_changed(body, **kwargs):
+        op.bind(kwargs)
+        op.reconcile_workload(WORKLOADS[body["kind"]], _plain(body))
+
+    def workload_event(event, body, namespace, name, **kwargs):
+        if event.get("type") == "DELETED":
+            op.workload_gone(WORKLOADS[body["kind"]], namespace, name)
+
+    for wk in WORKLOADS.values():
+        for on in (kopf.on.resume, kopf.on.create, kopf.on.update):
+            on(group, wk.plural, id="reconcile", registry=registry)(workload_changed)
+        kopf.on.event(group, wk.plural, id="forget", registry=registry)(workload_event)
+
+    @kopf.on.event("pods", labels=MANAGED, id="pod", registry=registry)
+    def pod_event(labels, namespace, **kwargs):
+        op.bind(kwargs)
+        op.pod_changed(dict(labels), namespace)
+
+    return registry, op

@@ -1,0 +1,88 @@
+"""Thin Kubernetes I/O for the handlers: server-side apply, delete, status patch, events.
+
+Server-side apply with one field manager makes every write idempotent: a handler that runs
+twice, or again after a crash, leaves the same objects and never a duplicate."""
+from __future__ import annotations
+
+import functools
+import logging
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from medmec.operator import meta
+
+log = logging.getLogger(__name__)
+
+# kind -> (API path prefix, plural, namespaced) for every kind the operator writes
+KINDS = {
+    "ConfigMap": ("/api/v1", "configmaps", True),
+    "Service": ("/api/v1", "services", True),
+    "ResourceQuota": ("/api/v1", "resourcequotas", True),
+    "PersistentVolumeClaim": ("/api/v1", "persistentvolumeclaims", True),
+    "Deployment": ("/apis/apps/v1", "deployments", True),
+    "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers", True),
+    "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets", True),
+    "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies", True),
+    "PriorityClass": ("/apis/scheduling.k8s.io/v1", "priorityclasses", False),
+}
+
+
+@functools.cache
+def api() -> client.ApiClient:
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+def _path(kind: str, namespace: str | None, name: str) -> str:
+    prefix, plural, namespaced = KINDS[kind]
+    if namespaced:
+        return f"{prefix}/namespaces/{namespace}/{plural}/{name}"
+    return f"{prefix}/{plural}/{name}"
+
+
+def _call(method: str, path: str, body: dict, content_type: str = "application/json",
+          query: list[tuple[str, str]] | None = None) -> None:
+    client_ = api()
+    request = client_.param_serialize(
+        method, path, query_params=query or [], body=body, auth_settings=["BearerToken"],
+        header_params={"Content-Type": content_type, "Accept": "application/json"})
+    response = client_.call_api(*request)
+    response.read()
+    client_.response_deserialize(response, {"2XX": "object"})  # raises ApiException otherwise
+
+
+def apply(obj: dict) -> None:
+    md = obj["metadata"]
+    _call("PATCH", _path(obj["kind"], md.get("namespace"), md["name"]), obj,
+          "application/apply-patch+yaml", [("fieldManager", meta.FIELD_MANAGER), ("force", "true")])
+
+
+def delete(kind: str, namespace: str | None, name: str) -> bool:
+    """Delete (dependents go in the background) and say whether it existed."""
+    try:
+        _call("DELETE", _path(kind, namespace, name), {"propagationPolicy": "Background"})
+        return True
+    except ApiException as err:
+        if err.status == 404:
+            return False
+        raise
+
+
+def patch_status(plural: str, namespace: str | None, name: str, status: dict) -> None:
+    """Merge-patch the status subresource; a resource deleted meanwhile is no error."""
+    custom = client.CustomObjectsApi(api())
+    try:
+        if namespace is None:
+            custom.patch_cluster_custom_object_status(meta.GROUP, meta.VERSION, plural, name,
+                                                      {"status": status})
+        else:
+            custom.patch_namespaced_custom_object_status(meta.GROUP, meta.VERSION, namespace,
+                                                         plural, name, {"status": status})
+    except ApiException as err:
+        if err.status != 404:
+            raise
+        log.debug("%s %s/%s is gone; status not written", plural, namespace, name)
