@@ -25,6 +25,10 @@ KINDS = {
     "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets", True),
     "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies", True),
     "PriorityClass": ("/apis/scheduling.k8s.io/v1", "priorityclasses", False),
+    "PersistentVolume": ("/api/v1", "persistentvolumes", False),
+    "CustomResourceDefinition": ("/apis/apiextensions.k8s.io/v1", "customresourcedefinitions", False),
+    "ClusterKopfPeering": ("/apis/kopf.dev/v1", "clusterkopfpeerings", False),
+    "KopfPeering": ("/apis/kopf.dev/v1", "kopfpeerings", True),
 }
 
 
