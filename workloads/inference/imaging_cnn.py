@@ -19,6 +19,7 @@ from medmec.workloads.modelstore import modelcard
 NAME = "imaging-cnn-untrained"
 VERSION = "1"
 OPSET = {"": 17}
+IR_VERSION = 8  # what ONNX Runtime 1.x loads (onnx 1.23 would write a newer one)
 SIZE = 224
 # (out channels, kernel, stride) of each convolution after the stem
 STAGES = [(64, 3, 1), (64, 3, 2), (128, 3, 1), (128, 3, 2), (256, 3, 2)]
@@ -61,6 +62,7 @@ def build(seed: int = 0) -> bytes:
         initializer=weights)
     model = helper.make_model(graph, producer_name="medmec-models", producer_version="1",
                               opset_imports=[helper.make_opsetid(d, v) for d, v in OPSET.items()])
+    model.ir_version = IR_VERSION
     onnx.checker.check_model(model)
     return model.SerializeToString(deterministic=True)
 
@@ -101,8 +103,14 @@ def default_root() -> Path:
 
 
 def ensure(root: Path | None = None) -> Path:
-    """The version folder of the imaging model, generated once into `root`."""
+    """The version folder of the imaging model, (re)generated into `root` unless it already
+    holds exactly what this code builds."""
     folder = (root or default_root()) / NAME / VERSION
-    if not (folder / modelcard.METADATA_FILE).is_file():
-        modelcard.write_version(folder, build(), METADATA, card())
+    onnx_bytes = build()
+    try:
+        current = modelcard.read_metadata(folder)["sha256"][modelcard.MODEL_FILE]
+    except (OSError, ValueError, KeyError):
+        current = None
+    if current != modelcard.sha256_bytes(onnx_bytes):
+        modelcard.write_version(folder, onnx_bytes, METADATA, card())
     return folder

@@ -1,0 +1,220 @@
+"""Inference benchmark: throughput and p50/p99 latency at concurrency 1, 8 and 32 for
+(a) ONNX Runtime called in-process (the ceiling on this machine),
+(b) the Triton server with dynamic batching off,
+(c) the Triton server with dynamic batching on,
+for the tabular breast-cancer model and the imaging-sized (untrained) CNN, side by side in
+one run. Clients send one case per request over gRPC (tritonclient), as bedside devices do.
+
+    .venv/bin/python bench/inference.py [--duration 3] [--models tabular,imaging]
+
+Exits non-zero if a run fails, or if the imaging model's p99 at concurrency 8 with batching
+exceeds the remote-imaging slice's 500 ms end-to-end budget.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from medmec.workloads.inference import imaging_cnn, runtime
+from medmec.workloads.inference.process import InferenceServer
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+CONCURRENCY = (1, 8, 32)
+IMAGING_BUDGET_MS = 500.0  # remote-imaging slice, end to end (design.md, table 5-1)
+
+
+@dataclasses.dataclass
+class Workload:
+    key: str
+    model_dir: Path
+    name: str
+    version: str
+    case: np.ndarray  # one case, batch dimension included
+    max_queue_delay_us: int
+
+
+@dataclasses.dataclass
+class Result:
+    latencies_ms: np.ndarray = dataclasses.field(repr=False)
+    seconds: float
+
+    @property
+    def throughput(self) -> float:  # cases per second
+        return len(self.latencies_ms) / self.seconds
+
+    @property
+    def p50_ms(self) -> float:
+        return float(np.percentile(self.latencies_ms, 50))
+
+    @property
+    def p99_ms(self) -> float:
+        return float(np.percentile(self.latencies_ms, 99))
+
+    def __str__(self) -> str:
+        return (f"{self.throughput:.1f}/s p50 {self.p50_ms:.2f} ms p99 {self.p99_ms:.2f} ms "
+                f"({len(self.latencies_ms)} requests)")
+
+
+def merge(parts: list[Result], seconds: float) -> Result:
+    return Result(np.concatenate([p.latencies_ms for p in parts]), seconds)
+
+
+def run_load(make_call: Callable[[], Callable[[], None]], concurrency: int, duration: float,
+             warmup: float = 0.5) -> Result:
+    """`concurrency` threads, each calling its own `make_call()` back to back; latencies of
+    the calls that start inside the measured window count."""
+    calls = [make_call() for _ in range(concurrency)]
+    latencies: list[list[float]] = [[] for _ in range(concurrency)]
+    errors: list[BaseException] = []
+    start_gate = threading.Barrier(concurrency + 1)
+    window = {}
+
+    def worker(i: int) -> None:
+        start_gate.wait()
+        try:
+            while True:
+                t0 = time.perf_counter()
+                if t0 >= window["end"]:
+                    return
+                calls[i]()
+                if t0 >= window["begin"]:
+                    latencies[i].append(time.perf_counter() - t0)
+        except BaseException as err:  # reported after the run
+            errors.append(err)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    for t in threads:
+        t.start()
+    now = time.perf_counter()
+    window.update(begin=now + warmup, end=now + warmup + duration)
+    start_gate.wait()
+    for t in threads:
+        t.join()
+    if errors:
+        raise RuntimeError(f"{len(errors)} calls failed; first: {errors[0]!r}")
+    all_ms = np.concatenate([np.array(x) for x in latencies]) * 1000
+    if len(all_ms) == 0:
+        raise RuntimeError("no call completed inside the measured window")
+    return Result(all_ms, duration)
+
+
+def in_process(workload: Workload) -> Callable[[], Callable[[], None]]:
+    model = runtime.load(workload.model_dir, workload.name, workload.version)
+    return lambda: (lambda: model.probabilities(workload.case))
+
+
+def over_grpc(server: InferenceServer, workload: Workload) -> Callable[[], Callable[[], None]]:
+    import tritonclient.grpc as grpcclient
+
+    def make_call():
+        client = grpcclient.InferenceServerClient(server.grpc_address)
+        infer_input = grpcclient.InferInput(_input_name(workload), list(workload.case.shape),
+                                            "FP32")
+        infer_input.set_data_from_numpy(workload.case)
+        wanted = [grpcclient.InferRequestedOutput("probabilities")]
+        return lambda: client.infer(workload.name, [infer_input], outputs=wanted)
+    return make_call
+
+
+def _input_name(workload: Workload) -> str:
+    from medmec.workloads.modelstore.modelcard import read_metadata
+    return read_metadata(workload.model_dir / workload.name / workload.version)["inputs"][0]["name"]
+
+
+def workloads(selected: set[str]) -> list[Workload]:
+    from sklearn.datasets import load_breast_cancer
+    found = []
+    if "tabular" in selected:
+        case = load_breast_cancer().data[:1].astype(np.float32)
+        found.append(Workload("tabular", MODELS, "breast-cancer", "1", case, 500))
+    if "imaging" in selected:
+        folder = imaging_cnn.ensure()
+        case = np.random.default_rng(0).random((1, 3, imaging_cnn.SIZE, imaging_cnn.SIZE),
+                                               dtype=np.float32)
+        found.append(Workload("imaging", folder.parents[1], imaging_cnn.NAME, imaging_cnn.VERSION,
+                              case, 2000))
+    return found
+
+
+def measure(workload: Workload, duration: float, rounds: int, state: Path) -> dict:
+    """All three modes, interleaved in `rounds` short runs per concurrency, so that a change
+    in the machine's load (two shared cores) hits every mode alike."""
+    servers = {}
+    try:
+        for mode, extra in (("b", ["--no-dynamic-batching"]),
+                            ("c", ["--max-queue-delay-us", str(workload.max_queue_delay_us)])):
+            servers[mode] = InferenceServer.start(
+                state, workload.model_dir, workload.name, workload.version,
+                ["--max-batch-size", "32", *extra], name=f"bench-{workload.key}-{mode}")
+        callers = {"a": in_process(workload), "b": over_grpc(servers["b"], workload),
+                   "c": over_grpc(servers["c"], workload)}
+        results = {}
+        for c in CONCURRENCY:
+            runs = {mode: [] for mode in callers}
+            for _ in range(rounds):
+                for mode, make_call in callers.items():
+                    runs[mode].append(run_load(make_call, c, duration / rounds))
+            for mode, parts in runs.items():
+                results[(mode, c)] = merge(parts, duration)
+                print(f"  {workload.key} ({mode}) c={c}: {results[(mode, c)]}",
+                      file=sys.stderr, flush=True)
+        return results
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+MODES = {"a": "ONNX Runtime in-process", "b": "server, batching off", "c": "server, batching on"}
+
+
+def table(workload: Workload, results: dict) -> str:
+    lines = [f"\n{workload.key}: {workload.name}:{workload.version}, input "
+             f"{list(workload.case.shape)}, one case per request",
+             f"{'mode':<26}{'conc':>5}{'cases/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+             f"{'(c)/(a)':>9}{'(c)/(b)':>9}"]
+    for mode, label in MODES.items():
+        for c in CONCURRENCY:
+            r = results[(mode, c)]
+            ratios = ""
+            if mode == "c":
+                ratios = (f"{r.throughput / results[('a', c)].throughput:>9.2f}"
+                          f"{r.throughput / results[('b', c)].throughput:>9.2f}")
+            lines.append(f"{label:<26}{c:>5}{r.throughput:>10.1f}{r.p50_ms:>9.2f}"
+                         f"{r.p99_ms:>9.2f}{ratios}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds measured per cell")
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved runs per cell")
+    parser.add_argument("--models", default="tabular,imaging")
+    args = parser.parse_args(argv)
+    print(f"machine: {os.cpu_count()} CPU cores, no GPU; {args.duration:g} s per cell in "
+          f"{args.rounds} interleaved rounds; load average before: {os.getloadavg()[0]:.1f}")
+    verdict = 0
+    with tempfile.TemporaryDirectory(prefix="medmec-bench-") as tmp:
+        for workload in workloads(set(args.models.split(","))):
+            results = measure(workload, args.duration, args.rounds, Path(tmp))
+            print(table(workload, results), flush=True)
+            if workload.key == "imaging":
+                p99 = results[("c", 8)].p99_ms
+                ok = p99 <= IMAGING_BUDGET_MS
+                print(f"imaging p99 at concurrency 8 with batching: {p99:.1f} ms "
+                      f"({'inside' if ok else 'OVER'} the {IMAGING_BUDGET_MS:.0f} ms "
+                      "remote-imaging budget)")
+                verdict = verdict or (0 if ok else 2)
+    return verdict
+
+
+if __name__ == "__main__":
+    sys.exit(main())
