@@ -86,10 +86,12 @@ def test_impossible_values_are_rejected(field, value):
 
 
 def test_a_partial_set_is_not_complete_until_every_parameter_is_known():
-    partial = news2.VitalsUpdate(pulse=80, spo2=95).present()
-    assert news2.complete(partial) is None
-    full = news2.complete({**NORMAL, "spo2_scale": None})
-    assert full is not None and full.spo2_scale == 1 and news2.score(full).score == 0
+    partial = news2.validate_update({"pulse": 80, "spo2": 95})
+    assert partial == {"pulse": 80, "spo2": 95} and not news2.complete(partial)
+    full = news2.validate_update({k: v for k, v in NORMAL.items() if k != "spo2_scale"})
+    assert news2.complete(full) and news2.score(full).score == 0
+    with pytest.raises(ValidationError):
+        news2.validate_update({"pulse": 80, "heart_rate": 80})  # unknown parameter
 
 
 @pytest.mark.parametrize("changes,minutes", [

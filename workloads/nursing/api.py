@@ -215,7 +215,7 @@ def create_app(ctx: Context) -> FastAPI:
         patient_id, effective, reading_id, vitals = fhir_codec.observation_fields(obs)
         reading = Reading(source=p.subject, ward_scope=p.ward,
                           reading_id=reading_id or str(uuid.uuid4()), patient_id=patient_id,
-                          effective_at=effective, values=vitals.present())
+                          effective_at=effective, values=vitals)
         [outcome] = await ctx.pipeline.submit([reading])
         if outcome.error is not None:
             raise Problem(outcome.status, "Vitals refused", outcome.error)

@@ -17,7 +17,7 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from pydantic import ValidationError
 
-from .news2 import VitalsUpdate
+from .news2 import validate_update
 from .records import Administration, Encounter, Order
 
 WRISTBAND_SYSTEM = "https://medmec.io/fhir/sid/wristband"
@@ -176,7 +176,7 @@ def administration_to_fhir(adm: Administration, order: Order) -> dict:
 
 
 # -- Observation -----------------------------------------------------------------------
-def observation_fields(obs: Observation) -> tuple[str, float, str | None, VitalsUpdate]:
+def observation_fields(obs: Observation) -> tuple[str, float, str | None, dict[str, object]]:
     """(patient id, effective time, reading id or None, the vital signs it carries)."""
     patient_id = _ref_id(obs.subject, "Patient", "Observation.subject")
     if obs.effectiveDateTime is None:
@@ -203,7 +203,7 @@ def observation_fields(obs: Observation) -> tuple[str, float, str | None, Vitals
     if not values:
         raise FhirError("the Observation carries no vital sign component")
     try:
-        vitals = VitalsUpdate(**values)
+        vitals = validate_update(values)
     except ValidationError as err:
         raise FhirError("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in err.errors())) from None
     return patient_id, effective, (reading_ids[0] if reading_ids else None), vitals

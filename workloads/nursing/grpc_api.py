@@ -8,7 +8,7 @@ import grpc
 from pydantic import ValidationError
 
 from .context import READ, STREAM_VITALS, Context, Denied
-from .news2 import VitalsUpdate
+from .news2 import validate_update
 from .protos import nursing_pb2, nursing_pb2_grpc
 from .records import Alert
 from .tokens import Principal
@@ -23,7 +23,7 @@ _IN_FLIGHT = 8
 def reading_values(msg: nursing_pb2.VitalReading) -> dict[str, object]:
     """The parameters a reading carries, validated (ValidationError on impossible values)."""
     present = {name: getattr(msg, name) for name in _FIELDS if msg.HasField(name)}
-    return VitalsUpdate(**present).present()
+    return validate_update(present)
 
 
 def alert_message(a: Alert) -> nursing_pb2.Alert:

@@ -1,16 +1,18 @@
 """NEWS2 early-warning score (Royal College of Physicians, 2017), as pure functions.
 
-`VitalSigns` is one complete observation set, validated against plausible physiological
-ranges (a reading outside them is a device or typing error, never a score);
-`VitalsUpdate` is the same set with every parameter optional (what a wearable sends).
-`score` applies the RCP chart and its clinical-risk thresholds.
+Each parameter has one validated type with a plausible physiological range (a reading
+outside it is a device or typing error, never a score). `VitalsUpdate` is any subset of
+an observation set (what a wearable sends), `VitalSigns` a complete set; `score` applies
+the RCP chart and its clinical-risk thresholds.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from collections.abc import Mapping
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter
+from typing_extensions import TypedDict
 
 Consciousness = Literal["A", "C", "V", "P", "U"]
 Risk = Literal["low", "low-medium", "medium", "high"]
@@ -20,41 +22,52 @@ RISK_ORDER: dict[str, int] = {"low": 0, "low-medium": 1, "medium": 2, "high": 3}
 PARAMETERS = ("respiration_rate", "spo2", "on_oxygen", "systolic_bp", "pulse",
               "consciousness", "temperature_c")
 
+RespirationRate = Annotated[int, Field(ge=0, le=80, description="breaths per minute")]
+SpO2 = Annotated[int, Field(ge=40, le=100, description="oxygen saturation, %")]
+# scale 2 only for prescribed hypercapnic respiratory failure
+SpO2Scale = Literal[1, 2]
+OnOxygen = Annotated[bool, Field(description="supplemental oxygen (true) or air (false)")]
+Systolic = Annotated[int, Field(ge=30, le=300, description="systolic blood pressure, mmHg")]
+Pulse = Annotated[int, Field(ge=10, le=300, description="beats per minute")]
+# the chart is drawn in tenths of a degree; 36.04 is read as 36.0
+Temperature = Annotated[float, Field(ge=25.0, le=45.0, description="degrees Celsius"),
+                        AfterValidator(lambda v: round(v, 1))]
+ACVPU = Annotated[Consciousness, Field(description="ACVPU: alert, new confusion, voice, pain, unresponsive")]
 
-class VitalsUpdate(BaseModel):
-    """Any subset of an observation set; ranges reject impossible values (SpO2 140, pulse -3)."""
+
+class VitalsUpdate(TypedDict, total=False):
+    """Any subset of an observation set; missing parameters are absent keys."""
+    __pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[misc]
+    respiration_rate: RespirationRate
+    spo2: SpO2
+    spo2_scale: SpO2Scale
+    on_oxygen: OnOxygen
+    systolic_bp: Systolic
+    pulse: Pulse
+    consciousness: ACVPU
+    temperature_c: Temperature
+
+
+_update = TypeAdapter(VitalsUpdate)
+
+
+def validate_update(values: Mapping[str, object]) -> dict[str, object]:
+    """The validated parameters (pydantic ValidationError on impossible values: SpO2 140)."""
+    return _update.validate_python(values)
+
+
+class VitalSigns(BaseModel):
+    """A complete observation set: every scored parameter present."""
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    respiration_rate: int | None = Field(None, ge=0, le=80, description="breaths per minute")
-    spo2: int | None = Field(None, ge=40, le=100, description="oxygen saturation, %")
-    spo2_scale: Literal[1, 2] | None = Field(
-        None, description="SpO2 scale 2 only for prescribed hypercapnic respiratory failure")
-    on_oxygen: bool | None = Field(None, description="supplemental oxygen (true) or air (false)")
-    systolic_bp: int | None = Field(None, ge=30, le=300, description="mmHg")
-    pulse: int | None = Field(None, ge=10, le=300, description="beats per minute")
-    consciousness: Consciousness | None = Field(None, description="ACVPU")
-    temperature_c: float | None = Field(None, ge=25.0, le=45.0, description="degrees Celsius")
-
-    @field_validator("temperature_c")
-    @classmethod
-    def _one_decimal(cls, value: float | None) -> float | None:
-        # the chart is drawn in tenths of a degree; 36.04 is read as 36.0
-        return None if value is None else round(value, 1)
-
-    def present(self) -> dict[str, object]:
-        return {k: v for k, v in self.model_dump().items() if v is not None}
-
-
-class VitalSigns(VitalsUpdate):
-    """A complete observation set: every scored parameter present."""
-    respiration_rate: int = Field(ge=0, le=80)
-    spo2: int = Field(ge=40, le=100)
-    spo2_scale: Literal[1, 2] = 1
-    on_oxygen: bool
-    systolic_bp: int = Field(ge=30, le=300)
-    pulse: int = Field(ge=10, le=300)
-    consciousness: Consciousness
-    temperature_c: float = Field(ge=25.0, le=45.0)
+    respiration_rate: RespirationRate
+    spo2: SpO2
+    spo2_scale: SpO2Scale = 1
+    on_oxygen: OnOxygen
+    systolic_bp: Systolic
+    pulse: Pulse
+    consciousness: ACVPU
+    temperature_c: Temperature
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,25 +138,25 @@ def risk_of(total: int, parameters: dict[str, int]) -> Risk:
     return "low"
 
 
-def score(v: VitalSigns) -> News2Result:
+def score(v: VitalSigns | Mapping[str, object]) -> News2Result:
+    """NEWS2 of a complete set (a VitalSigns, or validated values as `complete` returns)."""
+    v = v.__dict__ if isinstance(v, VitalSigns) else v
     parameters = {
-        "respiration_rate": respiration_points(v.respiration_rate),
-        "spo2": spo2_points(v.spo2, v.spo2_scale, v.on_oxygen),
-        "on_oxygen": oxygen_points(v.on_oxygen),
-        "systolic_bp": systolic_points(v.systolic_bp),
-        "pulse": pulse_points(v.pulse),
-        "consciousness": consciousness_points(v.consciousness),
-        "temperature_c": temperature_points(v.temperature_c),
+        "respiration_rate": respiration_points(v["respiration_rate"]),
+        "spo2": spo2_points(v["spo2"], v.get("spo2_scale") or 1, v["on_oxygen"]),
+        "on_oxygen": oxygen_points(v["on_oxygen"]),
+        "systolic_bp": systolic_points(v["systolic_bp"]),
+        "pulse": pulse_points(v["pulse"]),
+        "consciousness": consciousness_points(v["consciousness"]),
+        "temperature_c": temperature_points(v["temperature_c"]),
     }
     total = sum(parameters.values())
     return News2Result(score=total, risk=risk_of(total, parameters), parameters=parameters)
 
 
-def complete(values: dict[str, object]) -> VitalSigns | None:
-    """The full set when every scored parameter is known, else None (values already valid)."""
-    if any(values.get(name) is None for name in PARAMETERS):
-        return None
-    return VitalSigns.model_construct(**{**values, "spo2_scale": values.get("spo2_scale") or 1})
+def complete(values: Mapping[str, object]) -> bool:
+    """Whether validated `values` hold every scored parameter."""
+    return all(values.get(name) is not None for name in PARAMETERS)
 
 
 # Minimum monitoring frequency by score (RCP 2017 chart 3), in minutes; 0 = continuous.

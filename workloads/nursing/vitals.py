@@ -36,7 +36,7 @@ class Reading:
     reading_id: str
     patient_id: str
     effective_at: float
-    values: dict[str, object]  # validated VitalsUpdate values that are present
+    values: dict[str, object]  # validated parameters (news2.validate_update)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,10 +203,9 @@ class VitalsPipeline:
         state.latest = merge(state.latest, r.values, r.effective_at, self.max_age_s)
         current = {k: v for k, (v, _) in state.latest.items()}
         current["spo2_scale"] = enc.spo2_scale
-        vitals = complete(current)
-        if vitals is None:
+        if not complete(current):
             return Outcome(r, encounter=enc)
-        result = score(vitals)
+        result = score(current)
         alert = None
         if escalates(state.last_risk, result):
             alert = Alert(id=str(uuid.uuid5(_ALERT_NAMESPACE, f"{r.source}/{r.reading_id}")),
