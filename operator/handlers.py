@@ -100,6 +100,7 @@ class Operator:
         self.admitted: dict[str, bool] = {}  # decisions not yet visible in the watched status
         self.decisions: dict[str, admission.Decision] = {}
         self.written: dict[tuple, dict] = {}  # last status written per (plural, ns, name)
+        self.applied: dict[tuple, int] = {}  # generation whose children were all applied
         self.status_locks: collections.defaultdict = collections.defaultdict(threading.Lock)
         # kopf indexes, bound by the first handler that runs
         self.slices = self.stations = self.nodes = self.workloads = self.pods = None
@@ -276,10 +277,13 @@ class Operator:
             ms, zones = self._slice_of(ns, slice_name)
             state = slice_state(ms, slice_name, zones)
             problem = wk.problem(body)
+            key = (wk.plural, ns, name)
             if state.ok and not problem:
                 for obj in wk.children(body, ms, zones, self.settings):
                     kube.apply(obj)
+                self.applied[key] = body["metadata"]["generation"]
             else:
+                self.applied.pop(key, None)
                 outcome.value = "waiting" if not problem else "invalid"
                 deployed = (is_true(body["status"].get("conditions"), "SliceReady")
                             or self._pods(wk, ns, name))
@@ -303,10 +307,11 @@ class Operator:
                 ms, zones = self._slice_of(ns, slice_name)
                 state = slice_state(ms, slice_name, zones)
             node_zones = {n: zone for n, store in self.nodes.items() for zone, _ in store}
-            computed = workload_status(state, self._pods(wk, ns, name), node_zones,
-                                       wk.want_ready(body), wk.problem(body))
-            old = self.written.get(key) or body["status"]
             generation = body["metadata"]["generation"]
+            computed = workload_status(state, self._pods(wk, ns, name), node_zones,
+                                       wk.want_ready(body), wk.problem(body),
+                                       applied=self.applied.get(key, 0) >= generation)
+            old = self.written.get(key) or body["status"]
             status = {**computed, **wk.extra_status(body), "observedGeneration": generation,
                       "conditions": merge(old.get("conditions"), computed["conditions"], generation)}
             if _same(old, status):
@@ -339,8 +344,8 @@ class Operator:
             self.refresh_status(wk, body)
 
     def workload_gone(self, wk: WorkloadKind, namespace: str, name: str) -> None:
-        self.written.pop((wk.plural, namespace, name), None)
-        self.status_locks.pop((wk.plural, namespace, name), None)
+        for memory in (self.written, self.applied, self.status_locks):
+            memory.pop((wk.plural, namespace, name), None)
 
 
 def _by_plural(plural: str) -> WorkloadKind:

@@ -38,7 +38,9 @@ def api() -> client.ApiClient:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
-    return client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = 32  # one per handler thread, and then some
+    return client.ApiClient(configuration)
 
 
 def _path(kind: str, namespace: str | None, name: str) -> str:

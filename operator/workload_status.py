@@ -41,10 +41,13 @@ def slice_state(ms: dict | None, slice_name: str, zones: list[str]) -> SliceStat
 
 
 def workload_status(slice_st: SliceState, pods: list[PodView], node_zones: dict[str, str],
-                    want_ready: int, problem: tuple[str, str] | None = None) -> dict:
+                    want_ready: int, problem: tuple[str, str] | None = None,
+                    applied: bool = True) -> dict:
     """phase, replica counts, placement and the SliceReady / Scheduled / Ready conditions.
 
-    `problem` is a (reason, message) for a spec the operator cannot deploy."""
+    `problem` is a (reason, message) for a spec the operator cannot deploy; `applied` says
+    whether this generation's children have all been written (pods of an older one can be
+    ready before that)."""
     live = [p for p in pods if not p.terminating]
     ready = sum(p.ready for p in live)
     placed = sorted({p.node for p in live if p.node})
@@ -67,9 +70,13 @@ def workload_status(slice_st: SliceState, pods: list[PodView], node_zones: dict[
         else:
             conds.append(condition("Scheduled", True, "Scheduled",
                                    f"{len(live)} pod(s) placed on {len(placed)} node(s)"))
-        ok = ready >= want_ready
-        conds.append(condition("Ready", ok, "ReplicasReady" if ok else "WaitingForReplicas",
-                               f"{ready} of {want_ready} replica(s) ready"))
+        ok = ready >= want_ready and applied
+        if not applied:
+            conds.append(condition("Ready", False, "Reconciling",
+                                   "the operator is writing this generation's objects"))
+        else:
+            conds.append(condition("Ready", ok, "ReplicasReady" if ok else "WaitingForReplicas",
+                                   f"{ready} of {want_ready} replica(s) ready"))
         phase = "Ready" if ok else "Deploying"
     return {
         "phase": phase,

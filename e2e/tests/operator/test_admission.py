@@ -1,0 +1,53 @@
+"""Slice admission against base-station capacity: refused over capacity with the numbers
+named, then admitted without anyone touching it once another slice frees capacity."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .conftest import apply, base_station, condition, get, medical_slice, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def test_over_capacity_slice_waits_then_is_admitted(cluster, operator, namespace):
+    other_ns = f"{namespace}-b"
+    cluster.kubectl("create", "namespace", other_ns)
+    bs = "t-admission"
+    try:
+        apply(cluster, base_station(bs, "mec-east", uplink=100, downlink=100))
+        apply(cluster, medical_slice("first", namespace, [bs], mbps=70))
+        wait_for(lambda: condition(get(cluster, "medicalslice", "first", namespace), "Admitted")
+                 .get("status") == "True", what="first slice admitted")
+
+        apply(cluster, medical_slice("second", other_ns, [bs], mbps=50))
+        refused = wait_for(lambda: (c := condition(get(cluster, "medicalslice", "second", other_ns),
+                                                   "Admitted")).get("reason") == "OverCapacity" and c,
+                           what="second slice refused")
+        assert refused["status"] == "False"
+        assert f"base station {bs}" in refused["message"]
+        assert "needs 50 Mbps but only 30 of 100 Mbps are free" in refused["message"]
+        events = json.loads(cluster.kubectl("get", "events", "-n", other_ns, "-o", "json").stdout)
+        assert any(e["reason"] == "OverCapacity" and e["involvedObject"]["name"] == "second"
+                   for e in events["items"])
+        assert get(cluster, "resourcequota", "second-budget", other_ns) is None
+        assert get(cluster, "basestation", bs)["status"]["allocatedUplinkMbps"] == 70
+
+        cluster.kubectl("delete", "medicalslice", "first", "-n", namespace)
+        wait_for(lambda: condition(get(cluster, "medicalslice", "second", other_ns), "Admitted")
+                 .get("status") == "True", what="second slice admitted after first deleted")
+        wait_for(lambda: get(cluster, "resourcequota", "second-budget", other_ns), what="quota")
+        wait_for(lambda: get(cluster, "basestation", bs)["status"].get("allocatedUplinkMbps") == 50,
+                 what="ledger shows only the second slice")
+    finally:
+        cluster.kubectl("delete", "namespace", other_ns, "--wait=false", check=False)
+        cluster.kubectl("delete", "basestation", bs, check=False)
+
+
+def test_slice_on_missing_base_station_is_not_admitted(cluster, operator, namespace):
+    apply(cluster, medical_slice("orphan", namespace, ["t-no-such-gnb"], mbps=1))
+    cond = wait_for(lambda: condition(get(cluster, "medicalslice", "orphan", namespace), "Admitted")
+                    or None, what="status")
+    assert cond["status"] == "False" and cond["reason"] == "BaseStationNotFound"
+    assert "t-no-such-gnb" in cond["message"]
