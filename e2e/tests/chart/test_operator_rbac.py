@@ -1,0 +1,121 @@
+"""Least privilege, proven: the operator runs with a token of the chart's ServiceAccount
+(TokenRequest API) against the control plane; the sample hospital converges, and what its
+role does not grant is denied."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from medmec import processes
+from medmec.netutil import free_port
+from medmec.workloads.gitops import helmchart
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def hospital_slices(hospital: str) -> set[tuple[str, str]]:
+    values = yaml.safe_load(helmchart.hospital_values(hospital).read_text())
+    return {(s["namespace"], s["name"]) for s in values["slices"]}
+
+
+def condition(obj: dict, type_: str) -> str | None:
+    return next((c["status"] for c in obj.get("status", {}).get("conditions", [])
+                 if c["type"] == type_), None)
+
+
+def wait_for(what: str, check, proc: processes.Proc, timeout: float = 90.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise AssertionError(f"the operator exited while waiting for {what}:\n{proc.log_tail(40)}")
+        result = check()
+        if result:
+            return result
+        time.sleep(1.0)
+    raise AssertionError(f"timed out waiting for {what}; operator log ends:\n{proc.log_tail(40)}")
+
+
+def operator_env(hospital: str) -> dict[str, str]:
+    """The MEDMEC_OPERATOR_* environment the chart gives the operator pod."""
+    [deployment] = [d for d in helmchart.template([helmchart.hospital_values(hospital)])
+                    if d["kind"] == "Deployment"]
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    return {e["name"]: e["value"] for e in env if e["name"] != "MEDMEC_OPERATOR_LIVENESS_PORT"}
+
+
+# st-luke: cluster-wide role; riverside: roles in its namespaces only
+@pytest.fixture(scope="module", params=["st-luke", "riverside"])
+def operator_as_service_account(request, chart_cluster, tmp_path_factory):
+    hospital = request.param
+    kc = chart_cluster.kubeconfig
+    helmchart.install_hospital(kc, hospital)
+    folder = tmp_path_factory.mktemp(f"operator-{hospital}")
+    sa_kubeconfig = helmchart.service_account_kubeconfig(kc, folder / "operator.kubeconfig")
+    env = {**chart_cluster.env, **operator_env(hospital), "KUBECONFIG": str(sa_kubeconfig)}
+    proc = processes.start(
+        "operator", [sys.executable, "-m", "medmec", "operator", "run",
+                     "--liveness-host", "127.0.0.1", "--liveness-port", str(free_port())],
+        folder / "operator.log", env=env)
+    try:
+        yield hospital, proc, sa_kubeconfig
+    finally:
+        proc.stop()
+
+
+def test_hospital_converges_with_the_charts_rbac(chart_cluster, operator_as_service_account):
+    c = chart_cluster
+    hospital, proc, _ = operator_as_service_account
+    slices = hospital_slices(hospital)
+
+    def slices_admitted():
+        items = json.loads(c.kubectl("get", "medicalslices", "-A", "-o", "json").stdout)["items"]
+        done = {(s["metadata"]["namespace"], s["metadata"]["name"]) for s in items
+                if condition(s, "Admitted") == "True"}
+        return done >= slices
+    wait_for(f"the {len(slices)} slices of {hospital} to be admitted", slices_admitted, proc)
+    for ns, _ in slices:
+        wait_for(f"the ResourceQuota of {ns}", lambda ns=ns: c.kubectl(
+            "get", "resourcequota", "-n", ns, "-o", "name").stdout.strip(), proc)
+    log = Path(proc.log).read_text()
+    assert "403" not in log and "orbidden" not in log, log[-3000:]
+
+
+def test_sample_services_converge_with_the_charts_rbac(chart_cluster, operator_as_service_account):
+    c = chart_cluster
+    hospital, proc, _ = operator_as_service_account
+    if hospital != "st-luke":
+        pytest.skip("the sample services (crds/samples) belong to st-luke's namespaces")
+    for sample in ("30-inference.yaml", "40-robots.yaml", "50-nursing.yaml"):
+        c.kubectl("apply", "-f", str(REPO / "crds/samples" / sample))
+
+    # children the operator server-side applied with the ServiceAccount's rights
+    wait_for("the inference Deployment", lambda: c.kubectl(
+        "get", "deployment", "chest-xray-triage-predictor", "-n", "imaging",
+        "--ignore-not-found", "-o", "name").stdout.strip(), proc)
+    wait_for("the dispatcher Deployment", lambda: c.kubectl(
+        "get", "deployments", "-n", "logistics", "-o", "name").stdout.strip(), proc)
+    wait_for("base station status", lambda: "status" in json.loads(c.kubectl(
+        "get", "basestation", "gnb-north", "-o", "json").stdout), proc)
+    log = Path(proc.log).read_text()
+    assert "403" not in log and "orbidden" not in log, log[-3000:]
+
+
+@pytest.mark.parametrize("request_", [
+    ("get", "secrets", "-n", "kube-system"),
+    ("get", "secrets", "-n", "wards"),  # the nursing tokens live there; the operator never reads them
+    ("get", "clusterroles"),
+    ("delete", "namespace", "wards"),
+])
+def test_requests_outside_the_role_are_denied(chart_cluster, operator_as_service_account, request_):
+    _, _, sa_kubeconfig = operator_as_service_account
+    proc = chart_cluster.kubectl("--kubeconfig", str(sa_kubeconfig), *request_, check=False)
+    assert proc.returncode != 0
+    assert "Forbidden" in proc.stderr and "system:serviceaccount:medmec-system:medmec-operator" in proc.stderr, \
+        proc.stderr
