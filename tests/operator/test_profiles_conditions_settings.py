@@ -1,0 +1,49 @@
+import pytest
+
+from medmec.operator.conditions import condition, merge, without_times
+from medmec.operator.profiles import PROFILES, resolve_qos, snssai
+from medmec.operator.settings import OperatorSettings
+
+
+def test_table_5_1_rows():
+    assert len(PROFILES) == 7
+    surgery = PROFILES["remote-surgery"]
+    assert (surgery.uplinkMbps, surgery.networkLatencyMs, surgery.endToEndLatencyMs) == (100, 50, 300)
+    assert PROFILES["non-realtime"].endToEndLatencyMs == 2000
+    assert PROFILES["remote-monitoring"].downlinkMbps == 20
+
+
+def test_explicit_qos_wins_when_no_profile_and_errors_name_the_field():
+    qos = resolve_qos({"qos": {"uplinkMbps": 5, "downlinkMbps": 7, "networkLatencyMs": 10,
+                               "endToEndLatencyMs": 20, "jitterMs": 1}})
+    assert (qos.uplinkMbps, qos.downlinkMbps) == (5, 7)
+    with pytest.raises(ValueError, match="spec.profile"):
+        resolve_qos({"profile": "tele-dentistry"})
+    with pytest.raises(ValueError, match="spec.profile or spec.qos"):
+        resolve_qos({})
+
+
+def test_snssai_from_slice_type_and_differentiator():
+    assert snssai({"sliceType": "URLLC", "sliceDifferentiator": "00a0ff"}) == "2-00A0FF"
+    assert snssai({"sliceType": "mIoT"}) == "3"
+
+
+def test_merge_keeps_transition_time_while_status_is_unchanged():
+    old = merge(None, [condition("Ready", False, "Waiting")], 1, at="2026-01-01T00:00:00Z")
+    same = merge(old, [condition("Ready", False, "StillWaiting", "x")], 2, at="2026-01-01T00:01:00Z")
+    flipped = merge(same, [condition("Ready", True, "Done")], 2, at="2026-01-01T00:02:00Z")
+    assert same[0]["lastTransitionTime"] == "2026-01-01T00:00:00Z"
+    assert same[0]["observedGeneration"] == 2
+    assert flipped[0]["lastTransitionTime"] == "2026-01-01T00:02:00Z"
+    assert without_times(flipped) == [{"type": "Ready", "status": "True", "reason": "Done",
+                                       "message": "", "observedGeneration": 2}]
+
+
+def test_settings_from_env_then_flags():
+    s = OperatorSettings.from_env({"MEDMEC_OPERATOR_NAMESPACES": "a,b",
+                                   "MEDMEC_OPERATOR_STORE_SECURE": "true",
+                                   "MEDMEC_OPERATOR_IMAGE": "env/image:1"}, image="flag/image:2")
+    assert s.namespaces == ["a", "b"] and s.store_secure is True and s.image == "flag/image:2"
+    assert OperatorSettings.from_env({}).image == "ghcr.io/medmec/medmec:0.1.0"
+    with pytest.raises(ValueError):
+        OperatorSettings.from_env({"MEDMEC_OPERATOR_LIVENESS_PORT": "99999"})

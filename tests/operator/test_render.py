@@ -1,0 +1,172 @@
+"""The pure renderers: what each resource becomes, following the workloads' contracts."""
+import copy
+import json
+
+import yaml
+
+from medmec.operator import render_fleet, render_inference, render_nursing, render_slice
+from medmec.operator.devtools import SAMPLES_DIR
+from medmec.operator.profiles import resolve_qos
+from medmec.operator.settings import OperatorSettings
+
+SETTINGS = OperatorSettings(store_endpoint="minio.store:9000", store_secret="store-creds")
+
+
+def _sample(kind: str, name: str) -> dict:
+    for path in sorted(SAMPLES_DIR.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc["kind"] == kind and doc["metadata"]["name"] == name:
+                doc["metadata"]["uid"] = f"uid-{name}"
+                return doc
+    raise LookupError(name)
+
+
+def _by_kind(objects):
+    return {o["kind"]: o for o in objects}
+
+
+def _container_args(dep):
+    return dep["spec"]["template"]["spec"]["containers"][0]["command"]
+
+
+def test_slice_children_carry_budget_isolation_contract_and_owner():
+    ms = _sample("MedicalSlice", "radiology")
+    qos = resolve_qos(ms["spec"])
+    objs = _by_kind(render_slice.children(ms, qos, ["mec-north", "mec-south"]))
+    quota = objs["ResourceQuota"]["spec"]["hard"]
+    assert quota == {"requests.cpu": "32", "requests.memory": "128Gi", "requests.nvidia.com/gpu": "4"}
+    policy = objs["NetworkPolicy"]["spec"]
+    assert policy["podSelector"] == {"matchLabels": {"medmec.io/slice": "radiology"}}
+    assert policy["ingress"][0] == {"from": [{"podSelector": {"matchLabels": {"medmec.io/slice": "radiology"}}}]}
+    assert policy["ingress"][1] == {"from": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
+                                    "ports": [{"protocol": "TCP", "port": 8000},
+                                              {"protocol": "TCP", "port": 8001}]}
+    contract = json.loads(objs["ConfigMap"]["data"]["qos.json"])
+    assert contract["snssai"] == "1-000002" and contract["uplinkMbps"] == 100
+    assert contract["zones"] == ["mec-north", "mec-south"]
+    for obj in objs.values():
+        ref = obj["metadata"]["ownerReferences"][0]
+        assert (ref["kind"], ref["uid"], ref["controller"]) == ("MedicalSlice", "uid-radiology", True)
+
+
+def test_shared_isolation_admits_the_whole_namespace():
+    ms = _sample("MedicalSlice", "bedside-monitoring")
+    policy = render_slice.network_policy(ms)["spec"]
+    assert policy["ingress"] == [{"from": [{"podSelector": {}}]}]
+
+
+def test_priority_classes_order_critical_high_standard():
+    values = [render_slice.priority_class(p)["value"] for p in ("critical", "high", "standard")]
+    assert values == sorted(values, reverse=True)
+    assert render_slice.priority_class("critical")["preemptionPolicy"] == "PreemptLowerPriority"
+
+
+def test_inference_deployment_places_on_slice_zones_with_gpus_and_checked_model():
+    eis = _sample("EdgeInferenceService", "chest-xray-triage")
+    ms = _sample("MedicalSlice", "radiology")
+    objs = _by_kind(render_inference.children(eis, ms, ["mec-south", "mec-north"], SETTINGS))
+    dep = objs["Deployment"]
+    assert "replicas" not in dep["spec"]  # the autoscaler owns the replica count
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["priorityClassName"] == "medmec-high"
+    node = pod["affinity"]["nodeAffinity"]
+    assert node["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0][
+        "matchExpressions"] == [{"key": "topology.kubernetes.io/zone", "operator": "In",
+                                 "values": ["mec-north", "mec-south"]}]
+    assert node["preferredDuringSchedulingIgnoredDuringExecution"][0]["preference"][
+        "matchExpressions"][0]["values"] == ["NVIDIA-L40S"]
+    assert {c["topologyKey"] for c in pod["topologySpreadConstraints"]} == {
+        "topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    server = pod["containers"][0]
+    assert server["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert server["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert _container_args(dep) == [
+        "medmec", "serve", "inference", "--model-dir", "/models", "--model", "chest-xray",
+        "--version", "1", "--http-port", "8000", "--grpc-port", "8001", "--metrics-port", "8002",
+        "--max-batch-size", "16", "--max-queue-delay-us", "500"]
+    fetch = pod["initContainers"][0]
+    assert fetch["command"] == ["medmec", "models", "pull", "chest-xray", "1", "/models/chest-xray/1",
+                                "--sha256", eis["spec"]["model"]["sha256"]]
+    env = {e["name"]: e for e in fetch["env"]}
+    assert env["MEDMEC_STORE_ENDPOINT"]["value"] == "minio.store:9000"
+    assert env["MEDMEC_STORE_SECRET_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "store-creds"
+    assert env["MEDMEC_STORE_SECURE"]["value"] == "false"
+    assert [p["port"] for p in objs["Service"]["spec"]["ports"]] == [8000, 8001, 8002]
+    hpa = objs["HorizontalPodAutoscaler"]["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 4)
+    assert hpa["scaleTargetRef"]["name"] == "chest-xray-triage-predictor"
+    assert objs["PodDisruptionBudget"]["spec"]["maxUnavailable"] == 1
+
+
+def test_canary_and_escalation_reach_the_server_and_a_second_fetch():
+    eis = copy.deepcopy(_sample("EdgeInferenceService", "chest-xray-triage"))
+    eis["spec"]["canary"] = {"version": "2", "sha256": "b" * 64, "trafficPercent": 10}
+    eis["spec"]["escalation"] = {"confidenceThreshold": 0.7, "url": "http://cloud:8000"}
+    dep = render_inference.deployment(eis, _sample("MedicalSlice", "radiology"), ["mec-south"], SETTINGS)
+    args = _container_args(dep)
+    assert args[args.index("--canary-version") + 1] == "2"
+    assert args[args.index("--canary-percent") + 1] == "10"
+    assert args[args.index("--escalation-model") + 1] == "chest-xray"
+    assert [c["name"] for c in dep["spec"]["template"]["spec"]["initContainers"]] == [
+        "fetch-model", "fetch-canary-model"]
+    assert render_inference.served_versions(eis["spec"]) == [
+        {"version": "1", "trafficPercent": 90}, {"version": "2", "trafficPercent": 10}]
+
+
+def test_cpu_only_service_has_no_gpu_request_or_toleration():
+    eis = copy.deepcopy(_sample("EdgeInferenceService", "chest-xray-triage"))
+    eis["spec"]["gpu"] = {"count": 0}
+    pod = render_inference.deployment(eis, _sample("MedicalSlice", "radiology"), ["mec-south"],
+                                      SETTINGS)["spec"]["template"]["spec"]
+    assert "nvidia.com/gpu" not in pod["containers"][0]["resources"]["requests"]
+    assert "tolerations" not in pod
+
+
+def test_storage_uri_must_be_where_the_store_keeps_the_model():
+    spec = _sample("EdgeInferenceService", "chest-xray-triage")["spec"]
+    assert render_inference.storage_uri_problem(spec) is None
+    moved = copy.deepcopy(spec)
+    moved["model"]["storageUri"] = "s3://other-bucket/chest-xray/1"
+    assert "s3://models/chest-xray/1" in render_inference.storage_uri_problem(moved)
+
+
+def test_fleet_dispatcher_follows_the_dispatch_contract():
+    crf = _sample("CareRobotFleet", "delivery-robots")
+    objs = _by_kind(render_fleet.children(crf, _sample("MedicalSlice", "robot-logistics"),
+                                          ["mec-east"], SETTINGS))
+    dep = objs["Deployment"]
+    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"] == {"type": "Recreate"}
+    assert _container_args(dep) == ["medmec", "serve", "dispatch", "--grpc-port", "50051",
+                                    "--http-port", "8080", "--map", "/etc/medmec/map/map.json",
+                                    "--state-dir", "/var/lib/medmec/dispatch"]
+    volumes = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["map"]["configMap"] == {"name": "hospital-map",
+                                           "items": [{"key": "map.json", "path": "map.json"}]}
+    assert volumes["state"]["persistentVolumeClaim"]["claimName"] == "delivery-robots-dispatch-state"
+    assert objs["PersistentVolumeClaim"]["spec"]["resources"]["requests"]["storage"] == "1Gi"
+    fleet = json.loads(objs["ConfigMap"]["data"]["fleet.json"])
+    assert [r["id"] for r in fleet["robots"]] == ["amr-01", "amr-02", "amr-03"]
+
+
+def test_nursing_embedded_and_postgresql_storage():
+    cns = _sample("CloudNursingService", "bedside")
+    ms = _sample("MedicalSlice", "bedside-monitoring")
+    objs = _by_kind(render_nursing.children(cns, ms, ["mec-east"], SETTINGS))
+    args = _container_args(objs["Deployment"])
+    assert args[args.index("--database") + 1] == "sqlite:////var/lib/medmec/nursing/nursing.db"
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--ward"] == ["4a", "5b"]
+    assert args[-2:] == ["--tokens-file", "/etc/medmec/tokens/tokens.json"]
+    assert objs["PersistentVolumeClaim"]["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    assert objs["Deployment"]["spec"]["replicas"] == 1
+
+    pg = copy.deepcopy(cns)
+    pg["spec"]["storage"] = {"type": "postgresql", "postgresql": {"secretRef": {"name": "db"}}}
+    objs = _by_kind(render_nursing.children(pg, ms, ["mec-east"], SETTINGS))
+    assert "PersistentVolumeClaim" not in objs
+    dep = objs["Deployment"]
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"][container["command"].index("--database-env") + 1] == "MEDMEC_NURSING_DSN"
+    assert container["env"][0]["valueFrom"]["secretKeyRef"] == {"name": "db", "key": "dsn"}
+    assert dep["spec"]["replicas"] == 2 and dep["spec"]["strategy"]["type"] == "RollingUpdate"
