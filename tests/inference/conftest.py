@@ -47,7 +47,7 @@ def plain_server(tmp_path_factory, minio_server, pushed_models):
     state = tmp_path_factory.mktemp("plain")
     server = InferenceServer.start(state, state / "models", "breast-cancer", "1",
                                    ["--max-batch-size", "8", "--max-queue-delay-us", "2000"],
-                                   env=minio_server.env())
+                                   env={**minio_server.env(), "OTEL_TRACES_EXPORTER": "console"})
     yield server
     server.stop()
 

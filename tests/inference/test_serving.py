@@ -7,9 +7,11 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,6 +86,23 @@ def test_health_metadata_and_metrics(plain_server):
              if line.startswith('medmec_inference_cases_total{model="breast-cancer",version="1"}')]
     assert cases and float(cases[0].split()[-1]) >= 5
     assert 'nv_inference_request_success_total{model="breast-cancer",version="1"}' in text
+
+
+def test_each_batch_is_traced_without_the_case_data(plain_server):
+    x_test, _ = held_out(metadata("breast-cancer", "1"))
+    infer(plain_server, "grpc", x_test[:3])
+    log = Path(plain_server.proc.log)
+    deadline = time.monotonic() + 15  # the batch span processor exports every 5 s
+    while '"name": "infer breast-cancer"' not in log.read_text():
+        assert time.monotonic() < deadline, "no inference span was exported"
+        time.sleep(0.5)
+    deadline = time.monotonic() + 15
+    while '"name": "run breast-cancer:1"' not in log.read_text():
+        assert time.monotonic() < deadline, "no span for the model run was exported"
+        time.sleep(0.5)
+    text = log.read_text()
+    assert '"medmec.model.name": "breast-cancer"' in text
+    assert '"medmec.model.version": "1"' in text
 
 
 def _bad(batch_rows=1):

@@ -15,6 +15,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from medmec.localcluster.binaries import cache_root
 from medmec.workloads.modelstore import modelcard
+from medmec.workloads.modelstore.store import StoreError, verify_bundle
 
 NAME = "imaging-cnn-untrained"
 VERSION = "1"
@@ -108,8 +109,9 @@ def ensure(root: Path | None = None) -> Path:
     folder = (root or default_root()) / NAME / VERSION
     onnx_bytes = build()
     try:
-        current = modelcard.read_metadata(folder)["sha256"][modelcard.MODEL_FILE]
-    except (OSError, ValueError, KeyError):
+        verify_bundle(folder, modelcard.read_metadata(folder))
+        current = modelcard.sha256_file(folder / modelcard.MODEL_FILE)
+    except (OSError, ValueError, StoreError):
         current = None
     if current != modelcard.sha256_bytes(onnx_bytes):
         modelcard.write_version(folder, onnx_bytes, METADATA, card())

@@ -100,13 +100,18 @@ class InferenceHandler:
             model = self._pick()
             groups.setdefault(model.version, []).append(i)
 
+        accepted = sum(len(indices) for indices in groups.values())
+        span.set_attribute("medmec.inference.rejected", len(requests) - accepted)
         for version, indices in groups.items():
             model = self.canary if self.canary and version == self.canary.version else self.stable
             batches = [requests[i][self.input_name] for i in indices]
-            probabilities = model.probabilities(np.concatenate(batches))
-            self.metrics.cases.labels(model.name, model.version).inc(len(probabilities))
-            span.set_attribute(f"medmec.inference.cases.v{version}", len(probabilities))
-            answers = self._decide(model, np.concatenate(batches), probabilities, span)
+            cases = np.concatenate(batches)
+            with tracer.start_as_current_span(f"run {model.tag}") as run_span:
+                run_span.set_attribute("medmec.model.version", model.version)
+                run_span.set_attribute("medmec.inference.cases", len(cases))
+                probabilities = model.probabilities(cases)
+                self.metrics.cases.labels(model.name, model.version).inc(len(cases))
+                answers = self._decide(model, cases, probabilities, run_span)
             start = 0
             for i, b in zip(indices, batches):
                 results[i] = {k: v[start:start + len(b)] for k, v in answers.items()}
