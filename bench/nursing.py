@@ -34,7 +34,7 @@ DURATION_S = float(os.environ.get("NURSING_BENCH_SECONDS", 15))
 PATIENTS = 200
 GATEWAYS = 2  # concurrent gRPC streams
 BATCH = 200  # readings per message, and per commit of the plain loop
-IN_FLIGHT = 4  # unacknowledged messages per stream
+IN_FLIGHT = 2  # unacknowledged messages per stream
 ALERT_BUDGET_MS = 500  # remote monitoring, white paper table 5-1 (end-to-end)
 PRINCIPALS = {
     "gw-bench": {"token": "bench-device-token-0001", "role": "device", "ward": "ward-a"},
