@@ -1,0 +1,204 @@
+"""A remote-surgery slice over two emulated 5G links (Toxiproxy): 80 ms on one base station
+breaches the 50 ms budget, QoSMet turns False with an Event and an alert, the slice's
+inference service rolls onto the healthy base station without dropping under its ready
+minimum, and after the toxic is removed and the hold-down has passed it may come back.
+
+`medmec qos run` runs as a real process against the real control plane; pods are scheduled
+by the real scheduler onto KWOK nodes. Two stand-ins, named as such: the operator's step of
+re-rendering the Deployment (the test calls the operator's own renderer with the zones
+`placement.required_base_stations` gives, which is the call the operator is to make), and a
+recording HTTP receiver in place of Alertmanager.
+"""
+from __future__ import annotations
+
+import json
+import http.server
+import sys
+import threading
+import time
+import uuid
+
+import pytest
+
+from medmec import processes
+from medmec.operator import devtools, render_inference, render_slice
+from medmec.operator.settings import OperatorSettings
+from medmec.workloads.qos import emulation, placement
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+ZONES = {"gnb-north": "mec-north", "gnb-south": "mec-south"}
+HOLD_DOWN_S = 6
+MIN_READY = 2
+
+
+class AlertRecorder(http.server.ThreadingHTTPServer):
+    """Records what is POSTed to /api/v2/alerts (a stand-in for Alertmanager)."""
+
+    def __init__(self):
+        self.received: list[dict] = []
+        recorder = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.path == "/api/v2/alerts":
+                    recorder.received.extend(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.25):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
+
+
+@pytest.fixture
+def links(tmp_path):
+    emulated = emulation.start(list(ZONES), tmp_path)
+    yield emulated
+    emulated.stop()
+
+
+def test_latency_breach_shifts_critical_inference_and_recovers(cluster, links, tmp_path):
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(devtools.CRD_DIR))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                    "crd/medicalslices.medmec.io", "crd/edgeinferenceservices.medmec.io")
+    ns = f"qos-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", ns)
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(render_slice.priority_class("critical")))
+
+    def get(kind, name):
+        return json.loads(cluster.kubectl("get", kind, name, "-n", ns, "-o", "json").stdout)
+
+    def apply(obj):
+        cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", "-",
+                        input=json.dumps(obj))
+
+    apply({"apiVersion": "medmec.io/v1alpha1", "kind": "MedicalSlice",
+           "metadata": {"name": "robotic-surgery", "namespace": ns},
+           "spec": {"profile": "remote-surgery", "sliceType": "URLLC", "priority": "critical",
+                    "baseStations": list(ZONES),
+                    "resources": {"gpus": 8, "cpu": "64", "memory": "256Gi"}}})
+    apply({"apiVersion": "medmec.io/v1alpha1", "kind": "EdgeInferenceService",
+           "metadata": {"name": "tumour-seg", "namespace": ns},
+           "spec": {"sliceRef": {"name": "robotic-surgery"},
+                    "model": {"name": "breast-cancer", "version": "1",
+                              "storageUri": "s3://models/breast-cancer/1", "sha256": "a" * 64},
+                    "gpu": {"count": 1}, "resources": {"cpu": "1", "memory": "1Gi"},
+                    "scaling": {"minReplicas": MIN_READY, "maxReplicas": MIN_READY}}})
+
+    def render_inference_deployment():
+        """What the operator renders, with the zones of the base stations it must require."""
+        ms, eis = get("medicalslice", "robotic-surgery"), get("edgeinferenceservice", "tumour-seg")
+        zones = sorted(ZONES[b] for b in placement.required_base_stations(ms))
+        deployment = render_inference.deployment(eis, ms, zones, OperatorSettings())
+        deployment["spec"]["replicas"] = MIN_READY  # the autoscaler's minimum (no metrics here)
+        apply(deployment)
+        return zones
+
+    def pod_base_stations():
+        pods = json.loads(cluster.kubectl("get", "pods", "-n", ns, "-o", "json").stdout)["items"]
+        nodes = {n["metadata"]["name"]: n["metadata"]["labels"].get("medmec.io/base-station")
+                 for n in json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]}
+        return sorted(nodes.get(p["spec"].get("nodeName")) for p in pods
+                      if not p["metadata"].get("deletionTimestamp"))
+
+    def rolled_out_onto(expected: set[str]):
+        """Wait for the rollout, checking that ready replicas never go under the minimum."""
+        lowest = MIN_READY
+
+        def done():
+            nonlocal lowest
+            d = get("deployment", render_inference.child_name(get("edgeinferenceservice", "tumour-seg")))
+            st = d["status"]
+            lowest = min(lowest, st.get("readyReplicas", 0))
+            stations = pod_base_stations()
+            return (st.get("updatedReplicas") == MIN_READY and st.get("replicas") == MIN_READY
+                    and st.get("readyReplicas") == MIN_READY and set(stations) <= expected
+                    and len(stations) == MIN_READY) and stations
+        stations = wait_for(done, 90, f"pods on {expected}", interval=0.1)
+        return stations, lowest
+
+    assert render_inference_deployment() == ["mec-north", "mec-south"]
+    stations, _ = rolled_out_onto(set(ZONES))
+
+    alerts = AlertRecorder()
+    watcher = processes.start("qos-run", [
+        sys.executable, "-m", "medmec", "qos", "run", "--namespace", ns, *links.link_args(),
+        "--interval", "100ms", "--timeout", "500ms", "--window", "2s", "--evaluate-every", "500ms",
+        "--burst-every", "10m", "--hold-down", f"{HOLD_DOWN_S}s",
+        "--alertmanager-url", alerts.url], tmp_path / "qos-run.log", env=cluster.env)
+    try:
+        def qos_met(status):
+            def check():
+                ms = get("medicalslice", "robotic-surgery")
+                cond = next((c for c in ms.get("status", {}).get("conditions", [])
+                             if c["type"] == "QoSMet"), None)
+                if not watcher.alive():
+                    raise AssertionError(f"medmec qos run exited:\n{watcher.log_tail()}")
+                return ms if cond and cond["status"] == status else None
+            return check
+
+        ms = wait_for(qos_met("True"), 30, "QoSMet=True on clean links")
+        measured = {m["baseStation"]: m for m in ms["status"]["qos"]["measured"]}
+        assert set(measured) == set(ZONES)
+        assert all(m["rttP99Ms"] < 50 and m["meetsBudget"] == "True" for m in measured.values())
+        assert ms["status"]["qos"]["avoidBaseStations"] == []
+
+        links.toxiproxy.add_latency("gnb-north", 80)
+        injected = time.monotonic()
+        ms = wait_for(qos_met("False"), 20, "QoSMet=False after 80 ms on gnb-north")
+        cond = next(c for c in ms["status"]["conditions"] if c["type"] == "QoSMet")
+        assert cond["reason"] == "NetworkLatencyOverBudget"
+        assert cond["message"].startswith("gnb-north:")
+        assert time.monotonic() - injected < 2 + 5  # within the window plus a little
+        north = next(m for m in ms["status"]["qos"]["measured"] if m["baseStation"] == "gnb-north")
+        assert north["rttP99Ms"] >= 80
+        assert ms["status"]["qos"]["avoidBaseStations"] == ["gnb-north"]
+
+        events = json.loads(cluster.kubectl("get", "events", "-n", ns, "-o", "json").stdout)["items"]
+        reasons = {e["reason"] for e in events if e["involvedObject"]["name"] == "robotic-surgery"}
+        assert {"QoSBreach", "PlacementShifted"} <= reasons
+        firing = wait_for(lambda: [a for a in alerts.received if "endsAt" not in a], 10, "an alert")
+        assert firing[0]["labels"] == {
+            "alertname": "MedicalSliceQoSBreach", "namespace": ns, "medicalslice": "robotic-surgery",
+            "reason": "NetworkLatencyOverBudget", "severity": "critical"}
+
+        # the operator's step: re-render with the base stations placement requires
+        assert render_inference_deployment() == ["mec-south"]
+        stations, lowest = rolled_out_onto({"gnb-south"})
+        assert stations == ["gnb-south", "gnb-south"] and lowest >= MIN_READY
+
+        links.toxiproxy.remove_toxic("gnb-north", "latency")
+        ms = wait_for(qos_met("True"), 20, "QoSMet=True after the toxic is gone")
+        recovered = time.monotonic()
+        assert ms["status"]["qos"]["avoidBaseStations"] == ["gnb-north"]  # held down
+        wait_for(lambda: get("medicalslice", "robotic-surgery")["status"]["qos"]
+                 ["avoidBaseStations"] == [], HOLD_DOWN_S + 10, "the hold-down to end")
+        assert time.monotonic() - recovered >= HOLD_DOWN_S - 1.5
+        wait_for(lambda: any("endsAt" in a for a in alerts.received), 10, "the resolved alert")
+
+        assert render_inference_deployment() == ["mec-north", "mec-south"]
+        _, lowest = rolled_out_onto(set(ZONES))
+        assert lowest >= MIN_READY
+    finally:
+        watcher.stop()
+        alerts.shutdown()
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
