@@ -44,6 +44,13 @@ test-e2e: binaries
 models: venv
 	$(BIN)/python models/train.py --imaging
 
+# GitOps CI check: server-side dry-run of every deploy/overlays/* against the control plane
+# and each model version checked against the store (KUBECONFIG and MEDMEC_STORE_* when set,
+# else the local control plane and a temporary MinIO holding models/)
+.PHONY: validate
+validate: binaries
+	$(BIN)/medmec gitops validate --local
+
 bench: binaries
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 

@@ -18,6 +18,7 @@ AREAS = [
     "medmec.operator.cli",
     "medmec.workloads.inference.cli",
     "medmec.workloads.nursing.cli",
+    "medmec.workloads.gitops.cli",  # after inference: adds `models promote|rollback`
 ]
 
 
