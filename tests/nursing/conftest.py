@@ -47,7 +47,9 @@ def postgres():
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("nursing")
-    svc = LocalNursingService(workdir, f"sqlite:///{workdir}/nursing.db", TOKENS, WARDS).start()
+    # spans go to the log too (console exporter), so tests can read what traces would carry
+    svc = LocalNursingService(workdir, f"sqlite:///{workdir}/nursing.db", TOKENS, WARDS, env={
+        "OTEL_TRACES_EXPORTER": "console", "OTEL_BSP_SCHEDULE_DELAY": "100"}).start()
     yield svc
     svc.stop()
 

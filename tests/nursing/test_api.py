@@ -287,3 +287,31 @@ def test_fhir_resources_round_trip_through_the_model_library(http, h):
     # a resend of the same reading (same identifier) is stored once
     http.post("/fhir/Observation", headers=h.auth("nurse-a"), json=obs_in)
     assert http.get(f"/fhir/Observation?patient={pid}", headers=h.auth("nurse-a")).json()["total"] == 1
+
+
+# -- privacy and self-description ------------------------------------------------------------
+def test_no_patient_identifier_reaches_the_log_or_the_traces(http, h, service, ordered):
+    scanned = http.post("/wards/ward-a/scan", headers=h.auth("nurse-a"),
+                        json={"wristband": ordered["wristband"]}).json()
+    pid = ordered["patient_id"]
+    assert http.get(f"/fhir/Patient/{pid}", headers=h.auth("nurse-a")).status_code == 200
+    assert http.post("/fhir/Observation", headers=h.auth("nurse-a"),
+                     json=h.vitals_resource(pid, **h.NORMAL)).status_code == 201
+    assert http.post("/wards/ward-a/administrations", headers=h.auth("nurse-a"),
+                     json=ordered["give"]).status_code == 201
+    deadline = time.time() + 10
+    while '"name": "GET /fhir/Patient/{patient_id}"' not in service.log() and time.time() < deadline:
+        time.sleep(0.2)
+    log = service.log()
+    assert '"http.route": "/wards/{ward}/scan"' in log  # spans were exported
+    assert "GET /fhir/Patient/{patient_id} 200" in log  # and requests logged
+    for identifier in (pid, ordered["wristband"], scanned["encounter"]["id"], "Example"):
+        assert identifier not in log
+
+
+def test_the_service_serves_its_openapi_document(http):
+    doc = http.get("/openapi.json").json()
+    assert doc["openapi"].startswith("3.")
+    for path in ("/wards/{ward}/scan", "/wards/{ward}/administrations", "/fhir/Observation",
+                 "/wards/{ward}/worklist"):
+        assert path in doc["paths"]

@@ -1,8 +1,10 @@
-"""The pure rules: five rights (the time window in detail), worklist, vitals merging."""
+"""The pure rules: five rights (the time window in detail), worklist, vitals merging, tokens."""
 import pytest
+from pydantic import ValidationError
 
 from medmec.workloads.nursing import five_rights, news2, worklist
 from medmec.workloads.nursing.records import Alert, Encounter, Order
+from medmec.workloads.nursing.tokens import Credentials, Principal, TokensError
 from medmec.workloads.nursing.vitals import escalates, merge
 
 T0 = 1_800_000_000.0
@@ -96,3 +98,17 @@ def test_merge_keeps_the_newest_value_of_each_parameter_within_the_age_limit():
 def test_an_alert_is_raised_when_the_risk_climbs_into_an_alerting_band(previous, risk, alerts):
     result = news2.News2Result(score=0, risk=risk, parameters={})
     assert escalates(previous, result) == alerts
+
+
+def test_tokens_bind_a_role_and_a_ward():
+    creds = Credentials({"a-long-enough-token-1": Principal(role="nurse", ward="ward-a", subject="n1")})
+    assert creds.authenticate("Bearer a-long-enough-token-1").subject == "n1"
+    assert creds.authenticate("bearer  a-long-enough-token-1 ").subject == "n1"
+    for header in (None, "", "Bearer", "Basic a-long-enough-token-1", "Bearer a-long-enough-token-2"):
+        assert creds.authenticate(header) is None
+    with pytest.raises(TokensError, match="shorter than 16"):
+        Credentials({"short": Principal(role="nurse", ward="ward-a", subject="n1")})
+    with pytest.raises(ValidationError, match="only an admin"):
+        Principal(role="nurse", ward="*", subject="n1")
+    assert Principal(role="admin", ward="*", subject="it").may_access("ward-b")
+    assert not Principal(role="nurse", ward="ward-a", subject="n1").may_access("ward-b")

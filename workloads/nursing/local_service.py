@@ -14,11 +14,13 @@ from medmec.netutil import free_port
 
 
 class LocalNursingService:
-    """Start with a database URL and {subject: {token, role, ward}}; stop() or kill() it."""
+    """Start with a database URL, {subject: {token, role, ward}} and extra environment
+    variables; stop() or kill() it."""
 
     def __init__(self, workdir: Path, database: str, principals: dict[str, dict],
-                 wards: list[str]):
+                 wards: list[str], env: dict[str, str] | None = None):
         self.workdir, self.database, self.wards = Path(workdir), database, wards
+        self.env = {**os.environ, **(env or {})}
         self.tokens = self.workdir / "tokens.json"
         self.tokens.write_text(json.dumps({"tokens": {
             p["token"]: {"role": p["role"], "ward": p["ward"], "subject": subject}
@@ -33,7 +35,7 @@ class LocalNursingService:
                 "--database", self.database, "--tokens-file", str(self.tokens)]
         for ward in self.wards:
             argv += ["--ward", ward]
-        self.proc = processes.start("nursing", argv, self.workdir / "nursing.log")
+        self.proc = processes.start("nursing", argv, self.workdir / "nursing.log", env=self.env)
         processes.wait_ready(self.proc, self._ready, timeout=60)
         return self
 
