@@ -4,6 +4,7 @@ role does not grant is denied."""
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -11,13 +12,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from medmec import processes
+from medmec import cli, processes
 from medmec.netutil import free_port
-from medmec.workloads.gitops import helmchart
+from medmec.workloads.gitops import helmchart, validate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[3]
+
+
+def hospital_stations(hospital: str) -> list[str]:
+    values = yaml.safe_load(helmchart.hospital_values(hospital).read_text())
+    return [b["name"] for b in values["baseStations"]]
 
 
 def hospital_slices(hospital: str) -> set[tuple[str, str]]:
@@ -87,22 +93,70 @@ def test_hospital_converges_with_the_charts_rbac(chart_cluster, operator_as_serv
     assert "403" not in log and "orbidden" not in log, log[-3000:]
 
 
+def served_versions(c, namespace: str, name: str) -> list[dict] | None:
+    eis = json.loads(c.kubectl("get", "eis", name, "-n", namespace, "-o", "json").stdout)
+    return eis.get("status", {}).get("servedVersions")
+
+
+def test_gitops_overlay_syncs_and_a_promotion_is_watched_on_the_service(
+        chart_cluster, operator_as_service_account, tmp_path, capsys):
+    """The hospital's overlay applied as Argo CD / Flux would (server-side apply of
+    `kustomize build`); a canary, a full promotion and a rollback each show on the service."""
+    c = chart_cluster
+    hospital, proc, _ = operator_as_service_account
+    deploy = Path(shutil.copytree(REPO / "deploy", tmp_path / "deploy"))
+    overlay = deploy / "overlays" / hospital
+    [svc] = [s for s in validate.services(validate.render(overlay))
+             if s["metadata"]["name"] == "breast-cancer-screening"]
+    ns = svc["metadata"]["namespace"]
+    v2_sha = json.loads((REPO / "models/breast-cancer/2/metadata.json").read_text())["sha256"]["model.onnx"]
+
+    def sync():
+        c.kubectl("apply", "--server-side", "--field-manager=gitops-sync", "-k", str(overlay))
+
+    def expect(versions: list[dict]):
+        wait_for(f"servedVersions {versions}",
+                 lambda: served_versions(c, ns, "breast-cancer-screening") == versions, proc)
+
+    sync()
+    expect([{"version": "1", "trafficPercent": 100}])
+    wait_for("the predictor Deployment", lambda: c.kubectl(
+        "get", "deployment", "breast-cancer-screening-predictor", "-n", ns,
+        "--ignore-not-found", "-o", "name").stdout.strip(), proc)
+
+    def promote(*args: str):
+        assert cli.main(["gitops", *args, "--hospital", hospital, "--deploy-dir", str(deploy)]) == 0
+        capsys.readouterr()
+        sync()
+
+    promote("promote", "breast-cancer", "2", "--sha256", v2_sha, "--canary", "30")
+    expect([{"version": "1", "trafficPercent": 70}, {"version": "2", "trafficPercent": 30}])
+    row = c.kubectl("get", "eis", "breast-cancer-screening", "-n", ns, "--no-headers").stdout.split()
+    assert row[2:5] == ["breast-cancer", "1", "30"]  # Model, Version, Canary columns
+
+    promote("promote", "breast-cancer", "2", "--sha256", v2_sha)
+    expect([{"version": "2", "trafficPercent": 100}])
+    assert "canary" not in json.loads(c.kubectl(
+        "get", "eis", "breast-cancer-screening", "-n", ns, "-o", "json").stdout)["spec"]
+
+    promote("rollback", "breast-cancer")
+    expect([{"version": "1", "trafficPercent": 100}])
+
+
 def test_sample_services_converge_with_the_charts_rbac(chart_cluster, operator_as_service_account):
     c = chart_cluster
     hospital, proc, _ = operator_as_service_account
-    if hospital != "st-luke":
-        pytest.skip("the sample services (crds/samples) belong to st-luke's namespaces")
-    for sample in ("30-inference.yaml", "40-robots.yaml", "50-nursing.yaml"):
-        c.kubectl("apply", "-f", str(REPO / "crds/samples" / sample))
-
-    # children the operator server-side applied with the ServiceAccount's rights
-    wait_for("the inference Deployment", lambda: c.kubectl(
-        "get", "deployment", "chest-xray-triage-predictor", "-n", "imaging",
-        "--ignore-not-found", "-o", "name").stdout.strip(), proc)
-    wait_for("the dispatcher Deployment", lambda: c.kubectl(
-        "get", "deployments", "-n", "logistics", "-o", "name").stdout.strip(), proc)
-    wait_for("base station status", lambda: "status" in json.loads(c.kubectl(
-        "get", "basestation", "gnb-north", "-o", "json").stdout), proc)
+    if hospital == "st-luke":  # crds/samples' services live in st-luke's namespaces
+        for sample in ("30-inference.yaml", "40-robots.yaml", "50-nursing.yaml"):
+            c.kubectl("apply", "-f", str(REPO / "crds/samples" / sample))
+        wait_for("the sample inference Deployment", lambda: c.kubectl(
+            "get", "deployment", "chest-xray-triage-predictor", "-n", "imaging",
+            "--ignore-not-found", "-o", "name").stdout.strip(), proc)
+        wait_for("the dispatcher Deployment", lambda: c.kubectl(
+            "get", "deployments", "-n", "logistics", "-o", "name").stdout.strip(), proc)
+    station = hospital_stations(hospital)[0]
+    wait_for(f"status of base station {station}", lambda: "status" in json.loads(c.kubectl(
+        "get", "basestation", station, "-o", "json").stdout), proc)
     log = Path(proc.log).read_text()
     assert "403" not in log and "orbidden" not in log, log[-3000:]
 
