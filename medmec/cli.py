@@ -15,6 +15,7 @@ import sys
 AREAS = [
     "medmec.localcluster.cli",
     "medmec.workloads.qos.cli",
+    "medmec.workloads.console.cli",
     "medmec.operator.cli",
     "medmec.workloads.inference.cli",
     "medmec.workloads.nursing.cli",

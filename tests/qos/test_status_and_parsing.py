@@ -91,10 +91,11 @@ def test_endpoints_default_to_cluster_dns_and_take_overrides():
     e = endpoints.Endpoints.from_args(["inference/surgery/tumour-seg=http://127.0.0.1:9002/"])
     assert e.inference_metrics(eis) == "http://127.0.0.1:9002/metrics"
     plain = endpoints.Endpoints()
-    assert plain.inference_metrics(eis) == "http://tumour-seg.surgery.svc:8002/metrics"
+    assert plain.inference_metrics(eis) == "http://tumour-seg-predictor.surgery.svc:8002/metrics"
     with_status = {**eis, "status": {"endpoints": {"http": "http://ts.surgery.svc.cluster.local:8000"}}}
     assert plain.inference_metrics(with_status) == "http://ts.surgery.svc.cluster.local:8002/metrics"
-    assert plain.dispatch("logistics", "fleet") == "http://fleet.logistics.svc:8080"
+    fleet = {"metadata": {"name": "fleet", "namespace": "logistics"}}
+    assert plain.dispatch(fleet) == "http://fleet-dispatch.logistics.svc:8080"
     for bad in ["inference/surgery=http://x", "robots/a/b=http://x", "inference/a/b=ftp://x",
                 "inference/a/b"]:
         with pytest.raises(ValueError):

@@ -1,9 +1,11 @@
-"""Where the workloads' own endpoints are: the in-cluster Service DNS names by default,
+"""Where the workloads' own endpoints are: the operator's Service DNS names by default,
 overridable per object (for a console or prober outside the cluster, and for tests)."""
 from __future__ import annotations
 
 import dataclasses
 from urllib.parse import urlsplit
+
+from medmec.operator import render_fleet, render_inference, render_nursing
 
 # the ports the operator's Services expose (see the workload contracts)
 INFERENCE_METRICS_PORT = 8002
@@ -37,13 +39,16 @@ class Endpoints:
         if base:
             return base + "/metrics"
         http = ((eis.get("status") or {}).get("endpoints") or {}).get("http")
-        host = urlsplit(http).hostname if http else f"{name}.{ns}.svc"
+        service = render_inference.child_name(eis)
+        host = urlsplit(http).hostname if http else f"{service}.{ns}.svc"
         return f"http://{host}:{INFERENCE_METRICS_PORT}/metrics"
 
-    def dispatch(self, namespace: str, name: str) -> str:
-        return self.overrides.get(f"dispatch/{namespace}/{name}") or \
-            f"http://{name}.{namespace}.svc:{DISPATCH_HTTP_PORT}"
+    def dispatch(self, crf: dict) -> str:
+        ns, name = crf["metadata"]["namespace"], crf["metadata"]["name"]
+        return self.overrides.get(f"dispatch/{ns}/{name}") or \
+            f"http://{render_fleet.child_name(crf)}.{ns}.svc:{DISPATCH_HTTP_PORT}"
 
-    def nursing(self, namespace: str, name: str) -> str:
-        return self.overrides.get(f"nursing/{namespace}/{name}") or \
-            f"http://{name}.{namespace}.svc:{NURSING_HTTP_PORT}"
+    def nursing(self, cns: dict) -> str:
+        ns, name = cns["metadata"]["namespace"], cns["metadata"]["name"]
+        return self.overrides.get(f"nursing/{ns}/{name}") or \
+            f"http://{render_nursing.child_name(cns)}.{ns}.svc:{NURSING_HTTP_PORT}"

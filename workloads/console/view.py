@@ -1,0 +1,136 @@
+"""What the console shows, built from Kubernetes objects and workload answers (pure).
+
+Nursing alerts pass through a whitelist of fields: patient and encounter identifiers never
+reach the page."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from medmec.operator.meta import BASE_STATION_LABEL, GPU_RESOURCE
+from medmec.operator.profiles import resolve_qos
+
+ALERT_FIELDS = ("id", "ward", "risk", "score", "parameters", "raised_at", "effective_at",
+                "acknowledged_at")
+
+
+def _gpus(quantity) -> int:
+    try:
+        return int(str(quantity or 0))
+    except ValueError:
+        return 0
+
+
+def _condition(obj: Mapping, type_: str) -> dict | None:
+    return next((c for c in (obj.get("status") or {}).get("conditions") or []
+                 if c.get("type") == type_), None)
+
+
+def base_stations(stations: Iterable[Mapping], slices: Iterable[Mapping], nodes: Iterable[Mapping],
+                  pods: Iterable[Mapping]) -> list[dict]:
+    """Radio capacity against what admitted slices reserve, and GPUs against pod requests."""
+    slices = list(slices)
+    node_station = {n["metadata"]["name"]: n["metadata"].get("labels", {}).get(BASE_STATION_LABEL)
+                    for n in nodes}
+    capacity: dict[str, int] = {}
+    for n in nodes:
+        bs = node_station[n["metadata"]["name"]]
+        if bs:
+            capacity[bs] = capacity.get(bs, 0) + _gpus(n.get("status", {}).get("capacity", {})
+                                                       .get(GPU_RESOURCE))
+    used: dict[str, int] = {}
+    for p in pods:
+        bs = node_station.get(p.get("spec", {}).get("nodeName"))
+        if not bs or p.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+            continue
+        used[bs] = used.get(bs, 0) + sum(
+            _gpus(c.get("resources", {}).get("requests", {}).get(GPU_RESOURCE))
+            for c in p["spec"].get("containers", []))
+    out = []
+    for s in sorted(stations, key=lambda s: s["metadata"]["name"]):
+        name, spec = s["metadata"]["name"], s["spec"]
+        shares = [{"slice": f"{ms['metadata']['namespace']}/{ms['metadata']['name']}",
+                   "uplinkMbps": a.get("uplinkMbps", 0), "downlinkMbps": a.get("downlinkMbps", 0)}
+                  for ms in slices for a in (ms.get("status") or {}).get("allocations") or []
+                  if a.get("baseStation") == name]
+        out.append({
+            "name": name, "zone": spec.get("zone"), "location": spec.get("location", ""),
+            "uplinkMbps": spec.get("uplinkMbps", 0), "downlinkMbps": spec.get("downlinkMbps", 0),
+            "allocations": shares,
+            "gpus": {"capacity": capacity.get(name, 0), "used": used.get(name, 0)},
+        })
+    return out
+
+
+def medical_slices(slices: Iterable[Mapping]) -> list[dict]:
+    out = []
+    for ms in sorted(slices, key=lambda m: (m["metadata"]["namespace"], m["metadata"]["name"])):
+        spec, status = ms["spec"], ms.get("status") or {}
+        try:
+            budget = resolve_qos(spec).model_dump()
+        except ValueError:
+            budget = None
+        qos = status.get("qos") or {}
+        met = _condition(ms, "QoSMet")
+        out.append({
+            "namespace": ms["metadata"]["namespace"], "name": ms["metadata"]["name"],
+            "profile": spec.get("profile") or "explicit", "sliceType": spec.get("sliceType"),
+            "priority": spec.get("priority", "standard"), "phase": status.get("phase", "Pending"),
+            "baseStations": list(spec.get("baseStations") or []), "budget": budget,
+            "qosMet": {k: met.get(k) for k in ("status", "reason", "message", "lastTransitionTime")}
+            if met else {"status": "Unknown", "reason": "NotProbed", "message": "no QoS probe yet"},
+            "measured": qos.get("measured") or [], "avoidBaseStations": qos.get("avoidBaseStations") or [],
+            "lastProbeTime": qos.get("lastProbeTime"),
+        })
+    return out
+
+
+def inference_services(services: Iterable[Mapping], p99: Mapping[str, float | None]) -> list[dict]:
+    out = []
+    for e in sorted(services, key=lambda e: (e["metadata"]["namespace"], e["metadata"]["name"])):
+        spec, status = e["spec"], e.get("status") or {}
+        key = f"{e['metadata']['namespace']}/{e['metadata']['name']}"
+        canary = spec.get("canary")
+        out.append({
+            "namespace": e["metadata"]["namespace"], "name": e["metadata"]["name"],
+            "slice": spec["sliceRef"]["name"], "model": spec["model"]["name"],
+            "version": spec["model"]["version"],
+            "canary": f"{canary['version']} ({canary['trafficPercent']}%)" if canary else None,
+            "replicas": status.get("replicas", 0), "readyReplicas": status.get("readyReplicas", 0),
+            "minReplicas": (spec.get("scaling") or {}).get("minReplicas", 1),
+            "phase": status.get("phase", "Pending"),
+            "zones": ((status.get("placement") or {}).get("zones")) or [],
+            "p99Ms": p99.get(key),
+        })
+    return out
+
+
+def _map_nodes(hospital_map: Mapping | None) -> dict[str, dict]:
+    return {n["id"]: n for n in (hospital_map or {}).get("nodes", [])}
+
+
+def fleet(crf: Mapping, hospital_map: Mapping | None, dispatch: Mapping | None) -> dict:
+    """Robots on the floor map and the task queue. Positions come from the dispatcher's view;
+    without it, robots are shown at their home node with state unknown."""
+    nodes = _map_nodes(hospital_map)
+    live = {r.get("id"): r for r in (dispatch or {}).get("robots", [])}
+    robots = []
+    for r in crf["spec"].get("robots", []):
+        seen = live.get(r["id"], {})
+        node = seen.get("node") or seen.get("position", {}).get("node") or r.get("home")
+        where = nodes.get(node, {})
+        robots.append({"id": r["id"], "node": node, "x": seen.get("x", where.get("x")),
+                       "y": seen.get("y", where.get("y")), "floor": where.get("floor"),
+                       "state": seen.get("state", "unknown"), "battery": seen.get("battery")})
+    tasks = [{k: t.get(k) for k in ("id", "kind", "priority", "pickup", "dropoff", "robot", "state",
+                                   "deadline")}
+             for t in (dispatch or {}).get("tasks", [])]
+    return {"namespace": crf["metadata"]["namespace"], "name": crf["metadata"]["name"],
+            "map": {"nodes": list(nodes.values()), "edges": (hospital_map or {}).get("edges", []),
+                    "lifts": (hospital_map or {}).get("lifts", [])},
+            "robots": robots, "tasks": tasks, "live": dispatch is not None}
+
+
+def alert_feed(alerts: Iterable[Mapping]) -> list[dict]:
+    """Nursing alerts with only the whitelisted fields, newest first."""
+    safe = [{k: a[k] for k in ALERT_FIELDS if k in a} for a in alerts]
+    return sorted(safe, key=lambda a: a.get("raised_at") or "", reverse=True)
