@@ -1,8 +1,10 @@
 """The REST API of a real nursing service process (SQLite): identification, access, the
 closed medication loop, vitals, bad input."""
+import json
 import time
 import uuid
 
+import httpx
 import pytest
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.medicationadministration import MedicationAdministration
@@ -205,6 +207,31 @@ def test_a_complete_set_is_scored_and_a_deterioration_alerts_the_ward(http, h):
     assert ack.json()["acknowledged_by"] == "nurse-a"
     still_open = http.get("/wards/ward-a/alerts", headers=h.auth("nurse-a")).json()["alerts"]
     assert all(a["id"] != alerts[0]["id"] for a in still_open)
+
+
+def test_handhelds_receive_alerts_as_server_sent_events(service, http, h):
+    pid = h.admit(http, "ward-b", band())["patient"]["id"]
+    problem(http.get("/wards/ward-b/alerts/stream", headers=h.auth("nurse-a")), 403)
+    with httpx.Client(base_url=service.url, timeout=10) as listener, \
+            listener.stream("GET", "/wards/ward-b/alerts/stream", headers=h.auth("nurse-b")) as events:
+        assert events.headers["content-type"].startswith("text/event-stream")
+        lines = events.iter_lines()
+        assert next(lines) == ": subscribed"
+        sick = dict(h.NORMAL, respiration_rate=25, systolic_bp=91, temperature_c=39.1)  # 7
+        assert http.post("/fhir/Observation", headers=h.auth("nurse-b"),
+                         json=h.vitals_resource(pid, **sick)).status_code == 201
+        received = {}
+        for line in lines:
+            if not line:
+                if received:
+                    break  # the end of the first event
+                continue
+            field, _, value = line.partition(": ")
+            received[field] = value
+    assert received["event"] == "alert"
+    data = json.loads(received["data"])
+    assert (data["patient_id"], data["score"], data["risk"]) == (pid, 7, "high")
+    assert received["id"] == data["id"]
 
 
 # -- bad input ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ and trace spans name the route template, never the concrete path.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -15,7 +16,7 @@ from typing import Literal
 
 from fastapi import Body, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from opentelemetry import trace
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,7 +28,7 @@ from .fhir_codec import FhirError
 from .records import Administration, Encounter, Order
 from .store import OBSERVATION_COLUMNS, Conflict
 from .tokens import Principal
-from .vitals import Reading, observation_id, row_of
+from .vitals import AlertOverflow, Reading, observation_id, row_of
 
 log = logging.getLogger("medmec.nursing.api")
 tracer = trace.get_tracer("medmec.nursing")
@@ -335,6 +336,34 @@ def create_app(ctx: Context) -> FastAPI:
             ctx.dose_window_s, nurse=who_for)
         return {"ward": ward, "nurse": who_for or "all", "generated_at": fhir_codec.instant(now),
                 "items": [i.to_json() | {"due_at": fhir_codec.instant(i.due_at)} for i in items]}
+
+    @app.get("/wards/{ward}/alerts/stream", tags=["ward"])
+    async def alert_stream(ward: str, authorization: str | None = Header(None)):
+        """Server-sent events for handhelds: each NEWS2 alert of the ward as it is raised
+        (event `alert`, JSON data as in /alerts). After a reconnect, list /alerts first."""
+        p = await who(authorization)
+        ctx.authorize(p, READ, ward)
+        serves(ward)
+        sub = ctx.hub.subscribe(ward)
+
+        async def events():
+            try:
+                yield ": subscribed\n\n"
+                while True:
+                    try:
+                        alert = await asyncio.wait_for(sub.get(), timeout=15)
+                    except asyncio.TimeoutError:  # keeps proxies from closing an idle stream
+                        yield ": keep-alive\n\n"
+                        continue
+                    except AlertOverflow:
+                        yield "event: overflow\ndata: {}\n\n"
+                        return
+                    yield f"id: {alert.id}\nevent: alert\ndata: {json.dumps(alert_json(alert))}\n\n"
+            finally:
+                ctx.hub.unsubscribe(ward, sub)
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache"})
 
     @app.get("/wards/{ward}/alerts", tags=["ward"])
     async def ward_alerts(ward: str, open_only: bool = Query(True, alias="open"),

@@ -19,12 +19,22 @@ import json
 import time
 import uuid
 
+from opentelemetry import metrics
+
 from .news2 import RISK_ORDER, News2Result, complete, score
 from .records import Alert, Encounter
 from .store import Repository
 
 _ALERT_NAMESPACE = uuid.UUID("0e7f6b52-8a53-4c1c-9d0e-5b3f4c6a9d21")
 _OBSERVATION_NAMESPACE = uuid.UUID("5d2c1e0a-3f4b-4e6d-8a7c-9b0d1e2f3a4b")
+_meter = metrics.get_meter("medmec.nursing")
+_readings_counter = _meter.create_counter(
+    "medmec.nursing.readings", unit="{reading}", description="vitals readings handled, by outcome")
+_alerts_counter = _meter.create_counter(
+    "medmec.nursing.alerts", unit="{alert}", description="NEWS2 alerts raised, by risk")
+_commit_duration = _meter.create_histogram(
+    "medmec.nursing.commit.duration", unit="s",
+    description="one group commit of readings and the alerts they raised")
 # a device clock this far ahead of ours is wrong; its readings would outrank real ones
 _MAX_CLOCK_SKEW_S = 300
 
@@ -185,12 +195,19 @@ class VitalsPipeline:
                 rows.append(row_of(r, outcome, now))
                 if outcome.alert is not None:
                     alerts.append(outcome.alert)
+        started = time.perf_counter()
         try:
             await asyncio.to_thread(self.repo.write_readings, rows, alerts)
         except BaseException:
             for pid in touched:  # the cache ran ahead of the database: reload it next time
                 self.forget(pid)
             raise
+        _commit_duration.record(time.perf_counter() - started)
+        _readings_counter.add(len(rows), {"outcome": "stored"})
+        if len(outcomes) > len(rows):
+            _readings_counter.add(len(outcomes) - len(rows), {"outcome": "rejected"})
+        for alert in alerts:
+            _alerts_counter.add(1, {"risk": alert.risk})
         return outcomes
 
     def _apply(self, r: Reading, now: float) -> Outcome:
