@@ -1,0 +1,52 @@
+# syntax=docker/dockerfile:1
+# One image for the medmec operator and every workload it deploys; the `medmec` command is
+# the entrypoint (`medmec operator run`, `medmec serve inference|dispatch|nursing`,
+# `medmec models pull ...`). Build: docker build -t ghcr.io/medmec/medmec:0.1.0 .
+
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
+# ---- build: the virtualenv, with every dependency pinned --------------------------------
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY deploy/image/ deploy/image/
+COPY medmec/ medmec/
+COPY operator/ operator/
+COPY workloads/ workloads/
+COPY e2e/localcluster/ e2e/localcluster/
+# the same script tests/image runs to check this build
+RUN sh deploy/image/build-venv.sh /opt/medmec /src
+
+# ---- runtime: the virtualenv on a slim base, as a non-root user ---------------------------
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="medmec" \
+      org.opencontainers.image.description="Operator and edge workloads for 5G smart-hospital MEC clusters" \
+      org.opencontainers.image.source="https://github.com/medmec/medmec" \
+      org.opencontainers.image.licenses="Apache-2.0"
+RUN groupadd --system --gid 10001 medmec \
+ && useradd --system --uid 10001 --gid medmec --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin medmec \
+ && mkdir -p /models /var/lib/medmec \
+ && chown medmec:medmec /models /var/lib/medmec
+COPY --from=build /opt/medmec /opt/medmec
+# No writes outside the mounted volumes (/tmp, /models, /var/lib/medmec): the root filesystem
+# can be mounted read-only. Triton's Python backend stub needs the interpreter's own
+# libpython (see /work/shared/notes.md), which lives in /usr/local/lib in this base image.
+ENV PATH=/opt/medmec/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
+    LD_LIBRARY_PATH=/usr/local/lib \
+    MEDMEC_HEALTH_URL=http://127.0.0.1:8080/healthz
+USER 10001:10001
+WORKDIR /var/lib/medmec
+# 8000/8001/8002 inference HTTP/gRPC/metrics; 8080 health and REST; 50051 gRPC services
+EXPOSE 8000 8001 8002 8080 50051
+# The operator, dispatch and nursing answer on :8080/healthz; set MEDMEC_HEALTH_URL for
+# inference (http://127.0.0.1:8000/v2/health/ready). Kubernetes uses the chart's probes instead.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(os.environ['MEDMEC_HEALTH_URL'], timeout=4)"]
+ENTRYPOINT ["medmec"]
+CMD ["--help"]

@@ -1,0 +1,1 @@
+from medmec.workloads.modelstore.testing import minio_server, model_store  # noqa: F401

