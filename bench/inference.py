@@ -4,6 +4,7 @@
 (c) the Triton server with dynamic batching on,
 for the tabular breast-cancer model and the imaging-sized (untrained) CNN, side by side in
 one run. Clients send one case per request over gRPC (tritonclient), as bedside devices do.
+All three use the same ONNX Runtime settings (its default thread pool, one thread per core).
 
     .venv/bin/python bench/inference.py [--duration 3] [--models tabular,imaging]
 
@@ -29,6 +30,9 @@ from medmec.workloads.inference.process import InferenceServer
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 CONCURRENCY = (1, 8, 32)
+# The same ONNX Runtime settings everywhere: its default thread pool (one thread per core).
+INTRA_OP_THREADS = 0
+SERVER_ARGS = ["--max-batch-size", "32", "--intra-op-threads", str(INTRA_OP_THREADS)]
 IMAGING_BUDGET_MS = 500.0  # remote-imaging slice, end to end (design.md, table 5-1)
 
 
@@ -108,7 +112,8 @@ def run_load(make_call: Callable[[], Callable[[], None]], concurrency: int, dura
 
 
 def in_process(workload: Workload) -> Callable[[], Callable[[], None]]:
-    model = runtime.load(workload.model_dir, workload.name, workload.version)
+    model = runtime.load(workload.model_dir, workload.name, workload.version,
+                         threads=INTRA_OP_THREADS)
     return lambda: (lambda: model.probabilities(workload.case))
 
 
@@ -154,7 +159,7 @@ def measure(workload: Workload, duration: float, rounds: int, state: Path) -> di
                             ("c", ["--max-queue-delay-us", str(workload.max_queue_delay_us)])):
             servers[mode] = InferenceServer.start(
                 state, workload.model_dir, workload.name, workload.version,
-                ["--max-batch-size", "32", *extra], name=f"bench-{workload.key}-{mode}")
+                [*SERVER_ARGS, *extra], name=f"bench-{workload.key}-{mode}")
         callers = {"a": in_process(workload), "b": over_grpc(servers["b"], workload),
                    "c": over_grpc(servers["c"], workload)}
         results = {}
@@ -186,8 +191,8 @@ def table(workload: Workload, results: dict) -> str:
             r = results[(mode, c)]
             ratios = ""
             if mode == "c":
-                ratios = (f"{r.throughput / results[('a', c)].throughput:>9.2f}"
-                          f"{r.throughput / results[('b', c)].throughput:>9.2f}")
+                ratios = (f"{r.throughput / results[('a', c)].throughput:>9.3g}"
+                          f"{r.throughput / results[('b', c)].throughput:>9.3g}")
             lines.append(f"{label:<26}{c:>5}{r.throughput:>10.1f}{r.p50_ms:>9.2f}"
                          f"{r.p99_ms:>9.2f}{ratios}")
     return "\n".join(lines)

@@ -119,3 +119,13 @@ def test_settings_from_env_name_what_is_missing():
     s = StoreSettings.from_env({"MEDMEC_STORE_ENDPOINT": "h:1", "MEDMEC_STORE_ACCESS_KEY": "a",
                                 "MEDMEC_STORE_SECRET_KEY": "s", "MEDMEC_STORE_SECURE": "TRUE"})
     assert s.secure is True
+
+
+def test_an_unreachable_store_is_named_in_the_error(tmp_path):
+    from medmec.netutil import free_port
+    from medmec.workloads.modelstore.store import ModelStore, Unreachable
+    endpoint = f"127.0.0.1:{free_port()}"
+    settings = StoreSettings(endpoint=endpoint, access_key="a", secret_key="b")
+    with pytest.raises(Unreachable, match=f"model store {endpoint} unreachable"):
+        ModelStore(settings).pull("breast-cancer", "1", tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()

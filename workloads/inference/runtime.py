@@ -48,7 +48,8 @@ def session(model_file: Path, threads: int = 0):
     return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
 
 
-def load(model_dir: Path, name: str, version: str, store: ModelStore | None = None) -> LoadedModel:
+def load(model_dir: Path, name: str, version: str, store: ModelStore | None = None,
+         threads: int = 0) -> LoadedModel:
     """Load `model_dir/name/version`, pulling it from `store` first if it is not there.
 
     A folder whose files do not match their metadata's sha256 is refused (StoreError).
@@ -65,4 +66,4 @@ def load(model_dir: Path, name: str, version: str, store: ModelStore | None = No
         raise StoreError(f"{folder} holds {metadata.get('name')}:{metadata.get('version')}, "
                          f"not {name}:{version}")
     verify_bundle(folder, metadata)
-    return LoadedModel(name, version, metadata, session(folder / modelcard.MODEL_FILE))
+    return LoadedModel(name, version, metadata, session(folder / modelcard.MODEL_FILE, threads))

@@ -207,8 +207,10 @@ def serve(settings: ServerSettings) -> int:
     telemetry.setup("medmec-inference")
     try:
         store = _store_from_env()
-        stable = runtime.load(settings.model_dir, settings.model, settings.version, store)
-        canary = (runtime.load(settings.model_dir, settings.model, settings.canary_version, store)
+        stable = runtime.load(settings.model_dir, settings.model, settings.version, store,
+                              settings.intra_op_threads)
+        canary = (runtime.load(settings.model_dir, settings.model, settings.canary_version, store,
+                               settings.intra_op_threads)
                   if settings.canary_version else None)
     except StoreError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -25,6 +25,7 @@ class ServerSettings(BaseModel):
     max_batch_size: int = Field(8, ge=1, le=1024)
     max_queue_delay_us: int = Field(0, ge=0, le=10_000_000)
     dynamic_batching: bool = True
+    intra_op_threads: int = Field(0, ge=0, le=256)
     escalation_threshold: float | None = Field(None, gt=0.0, le=1.0)
     escalation_url: str | None = None
     escalation_model: str | None = None
@@ -95,6 +96,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how long the dynamic batcher may hold a request (default 0)")
     parser.add_argument("--no-dynamic-batching", dest="dynamic_batching", action="store_false",
                         default=None, help="run each request as it comes (for comparisons)")
+    parser.add_argument("--intra-op-threads", type=int,
+                        help="ONNX Runtime threads per run (default 0: one per core)")
     parser.add_argument("--escalation-threshold", type=float,
                         help="confidence under which a case goes to the escalation model")
     parser.add_argument("--escalation-url", help="http(s)://host:port of the second server")

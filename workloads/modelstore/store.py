@@ -8,6 +8,7 @@ every file's sha256 before anything appears at the destination.
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -41,6 +42,10 @@ class NotFound(StoreError):
 
 
 class ChecksumMismatch(StoreError):
+    pass
+
+
+class Unreachable(StoreError):
     pass
 
 
@@ -91,6 +96,20 @@ def prefix(name: str, version: str) -> str:
     return f"{name}/{version}/"
 
 
+def _reports_unreachable(method):
+    """A connection failure (after the SDK's retries) becomes a StoreError naming the store."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        import urllib3
+        try:
+            return method(self, *args, **kwargs)
+        except urllib3.exceptions.HTTPError as err:
+            reason = getattr(err, "reason", None) or err
+            raise Unreachable(f"model store {self.settings.endpoint} unreachable: "
+                              f"{reason}") from None
+    return wrapper
+
+
 def _is_missing(err) -> bool:
     return getattr(err, "code", None) in ("NoSuchKey", "NoSuchBucket", "NoSuchObject")
 
@@ -131,6 +150,7 @@ class ModelStore:
                 if err.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                     raise
 
+    @_reports_unreachable
     def metadata(self, name: str, version: str) -> dict:
         from minio.error import S3Error
         check_name_version(name, version)
@@ -147,6 +167,7 @@ class ModelStore:
                                f"({self.settings.endpoint}, bucket {BUCKET})") from None
             raise
 
+    @_reports_unreachable
     def versions(self, name: str) -> list[str]:
         """The pushed (complete) versions of `name`, in numeric order."""
         found = []
@@ -156,6 +177,7 @@ class ModelStore:
                 found.append(parts[1])
         return sorted(found, key=int)
 
+    @_reports_unreachable
     def push(self, folder: Path) -> dict:
         """Upload the version folder (model.onnx, card.md, metadata.json); returns metadata."""
         from minio.error import S3Error
@@ -189,6 +211,7 @@ class ModelStore:
             raise
         return metadata
 
+    @_reports_unreachable
     def pull(self, name: str, version: str, dest: Path, sha256: str | None = None) -> dict:
         """Download a version into `dest`, verified; `sha256` pins the model file's digest.
 
@@ -226,6 +249,7 @@ class ModelStore:
                 os.replace(staging / file, dest / file)
         return metadata
 
+    @_reports_unreachable
     def put_hard_example(self, key: str, record: dict) -> None:
         """Keep an escalated case (features and outputs only) for retraining."""
         self._ensure_bucket(HARD_EXAMPLES_BUCKET)
