@@ -19,6 +19,7 @@ AREAS = [
     "medmec.operator.cli",
     "medmec.workloads.inference.cli",
     "medmec.workloads.nursing.cli",
+    "medmec.workloads.dispatch.cli",
     "medmec.workloads.gitops.cli",  # after inference: adds `models promote|rollback`
 ]
 

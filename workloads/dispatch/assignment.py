@@ -1,0 +1,123 @@
+"""Which robot does which task, in which order: rounds of optimal assignment.
+
+Each round solves one linear assignment (scipy's `linear_sum_assignment`) between the robots
+and the open tasks: the cost of giving task j to robot r next is the time r needs to fetch
+and deliver it from where its queue ends, plus idle time waiting for the task's release,
+plus lateness weighted by priority. Every round appends at most one task to each robot, so
+the work spreads over the fleet; a robot that cannot carry a task (payload, kind) or cannot
+reach it never gets it. Emergency lateness weighs so much that an emergency task goes to
+the robot that can deliver it soonest, ahead of queued lower-priority work.
+
+`distance_lower_bound` is the assignment relaxation of the multi-robot routing problem
+(each task is preceded by one robot start or one other task), a bound no plan can beat.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+PRIORITY_WEIGHT = {"emergency": 100.0, "high": 10.0, "normal": 1.0}
+# waiting for a release costs less than travelling: the robot is idle, not moving
+IDLE_WEIGHT = 0.5
+_INFEASIBLE = 1e15
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskReq:
+    id: str
+    pickup: int
+    dropoff: int
+    weight_kg: float
+    kind: str
+    priority: str = "normal"
+    release_s: float = 0.0
+    deadline_s: float = float("inf")
+
+
+@dataclasses.dataclass(frozen=True)
+class RobotReq:
+    id: str
+    node: int                 # where it is now
+    home: int                 # where it parks when its queue is done
+    speed_mps: float
+    payload_kg: float
+    capabilities: frozenset[str]
+    ready_s: float = 0.0
+    carrying: TaskReq | None = None  # picked up already: delivered first, never reassigned
+
+
+def can_carry(robot: RobotReq, task: TaskReq) -> bool:
+    return task.weight_kg <= robot.payload_kg and task.kind in robot.capabilities
+
+
+def assign(robots: list[RobotReq], tasks: list[TaskReq],
+           times: Callable[[float], np.ndarray]) -> dict[str, list[TaskReq]]:
+    """Queues of tasks per robot id. Tasks no robot can carry and reach are left out."""
+    queues: dict[str, list[TaskReq]] = {r.id: [] for r in robots}
+    if not robots:
+        return queues
+    pos = np.array([r.carrying.dropoff if r.carrying else r.node for r in robots])
+    clock = np.array([r.ready_s + (times(r.speed_mps)[r.node, r.carrying.dropoff]
+                                   if r.carrying else 0.0) for r in robots])
+    pool = np.arange(len(tasks))
+    pick = np.array([t.pickup for t in tasks], dtype=int)
+    drop = np.array([t.dropoff for t in tasks], dtype=int)
+    release = np.array([t.release_s for t in tasks], dtype=float)
+    deadline = np.array([t.deadline_s for t in tasks], dtype=float)
+    weight = np.array([PRIORITY_WEIGHT[t.priority] for t in tasks])
+    capable = np.array([[can_carry(r, t) for t in tasks] for r in robots], dtype=bool)
+    for i, robot in enumerate(robots):  # it must also get home after the delivery
+        tt = times(robot.speed_mps)
+        capable[i] &= np.isfinite(tt[pick, drop]) & np.isfinite(tt[drop, robot.home])
+    while pool.size:
+        p, d = pick[pool], drop[pool]
+        cost = np.full((len(robots), pool.size), _INFEASIBLE)
+        finish = np.zeros_like(cost)
+        for i, robot in enumerate(robots):
+            tt = times(robot.speed_mps)
+            fetch = tt[pos[i], p]
+            arrive = clock[i] + fetch
+            start = np.maximum(arrive, release[pool])
+            finish[i] = start + tt[p, d]
+            late = np.maximum(0.0, finish[i] - deadline[pool])
+            c = fetch + tt[p, d] + IDLE_WEIGHT * (start - arrive) + weight[pool] * late
+            ok = capable[i, pool] & np.isfinite(c)
+            cost[i, ok] = c[ok]
+        rows, cols = linear_sum_assignment(cost)
+        taken = [(r, c) for r, c in zip(rows, cols) if cost[r, c] < _INFEASIBLE]
+        if not taken:
+            break  # what is left, no robot can do
+        for r, c in taken:
+            queues[robots[r].id].append(tasks[pool[c]])
+            pos[r] = drop[pool[c]]
+            clock[r] = finish[r, c]
+        pool = np.delete(pool, [c for _, c in taken])
+    return queues
+
+
+def distance_lower_bound(robots: list[RobotReq], tasks: list[TaskReq],
+                         dist: np.ndarray) -> float:
+    """Metres no plan can undercut: every robot leaves its start and ends at its home.
+
+    Rows are the places a leg can start (robot starts, task drop-offs), columns the places
+    it can go next (task pick-ups, robot homes); a task's own delivery is added to its
+    column. A plan's queues are one feasible assignment, so the optimum is a lower bound.
+    """
+    n_r, n_t = len(robots), len(tasks)
+    starts = [r.node for r in robots] + [t.dropoff for t in tasks]
+    pick = np.array([t.pickup for t in tasks], dtype=int)
+    carry = dist[pick, [t.dropoff for t in tasks]] if tasks else np.zeros(0)
+    cost = np.empty((n_r + n_t, n_t + n_r))
+    cost[:, :n_t] = dist[np.ix_(starts, pick)] + carry
+    cost[:, n_t:] = dist[np.ix_(starts, [r.home for r in robots])]
+    cost[n_r + np.arange(n_t), np.arange(n_t)] = _INFEASIBLE  # a task cannot follow itself
+    for i, robot in enumerate(robots):
+        for j, task in enumerate(tasks):
+            if not can_carry(robot, task):
+                cost[i, j] = _INFEASIBLE
+    cost[~np.isfinite(cost)] = _INFEASIBLE
+    rows, cols = linear_sum_assignment(cost)
+    return float(cost[rows, cols].sum())

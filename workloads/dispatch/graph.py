@@ -1,0 +1,93 @@
+"""The hospital as a graph: corridors (edges) and lift rides between floors (moves).
+
+Nodes are numbered in map order. A lift connects every pair of its landings; a ride takes
+`floor_travel_s` per floor and covers no corridor distance. Blocked corridors (reported by
+robots) are left out. All-pairs travel times come from scipy's Dijkstra, once per speed.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from functools import cached_property
+
+import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra
+
+from .scenario import HospitalMap
+
+# csgraph ignores zero weights; a lift ride covers (almost) no corridor distance
+_LIFT_LENGTH_M = 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class Move:
+    to: int
+    length_m: float          # corridor length; 0 for a lift ride
+    lift: str | None = None  # the lift ridden, if any
+    lift_s: float = 0.0      # ride time
+    single_lane: bool = False
+
+    def duration(self, speed_mps: float) -> float:
+        return self.lift_s if self.lift else self.length_m / speed_mps
+
+
+def corridor_key(a: str, b: str) -> tuple[str, str]:
+    """Corridors are undirected: one key for both directions."""
+    return (a, b) if a <= b else (b, a)
+
+
+class HospitalGraph:
+    def __init__(self, hmap: HospitalMap, blocked: Iterable[tuple[str, str]] = ()):
+        self.map = hmap
+        self.ids = [n.id for n in hmap.nodes]
+        self.index = {nid: i for i, nid in enumerate(self.ids)}
+        self.floor = [n.floor for n in hmap.nodes]
+        self.lift_capacity = {lift.id: lift.capacity for lift in hmap.lifts}
+        self.blocked = {corridor_key(a, b) for a, b in blocked}
+        best: dict[tuple[int, int], Move] = {}
+        for e in hmap.edges:
+            if corridor_key(e.from_, e.to) in self.blocked:
+                continue
+            u, v = self.index[e.from_], self.index[e.to]
+            for a, b in ((u, v), (v, u)):
+                if (a, b) not in best or e.length_m < best[a, b].length_m:
+                    best[a, b] = Move(b, e.length_m, single_lane=e.single_lane)
+        for lift in hmap.lifts:
+            landings = [self.index[n] for n in lift.nodes]
+            for a in landings:
+                for b in landings:
+                    if a != b:
+                        ride = lift.floor_travel_s * abs(self.floor[a] - self.floor[b])
+                        best[a, b] = Move(b, 0.0, lift=lift.id, lift_s=ride)
+        self.moves: list[list[Move]] = [[] for _ in self.ids]
+        for (a, _), move in sorted(best.items()):
+            self.moves[a].append(move)
+        self._times: dict[float, np.ndarray] = {}
+
+    def move(self, a: int, b: int) -> Move:
+        return next(m for m in self.moves[a] if m.to == b)
+
+    def has_corridor(self, a: str, b: str) -> bool:
+        return any(corridor_key(e.from_, e.to) == corridor_key(a, b) for e in self.map.edges)
+
+    def _matrix(self, weight) -> csr_matrix:
+        rows, cols, data = [], [], []
+        for a, moves in enumerate(self.moves):
+            for m in moves:
+                rows.append(a)
+                cols.append(m.to)
+                data.append(max(weight(m), _LIFT_LENGTH_M))
+        n = len(self.ids)
+        return csr_matrix((data, (rows, cols)), shape=(n, n))
+
+    def travel_times(self, speed_mps: float) -> np.ndarray:
+        """Seconds from every node to every node at `speed_mps` (inf where unreachable)."""
+        if speed_mps not in self._times:
+            self._times[speed_mps] = dijkstra(self._matrix(lambda m: m.duration(speed_mps)))
+        return self._times[speed_mps]
+
+    @cached_property
+    def distances_m(self) -> np.ndarray:
+        """Corridor metres of the shortest-distance path between every pair of nodes."""
+        return dijkstra(self._matrix(lambda m: m.length_m))
