@@ -17,7 +17,7 @@ from typing import Literal
 from fastapi import Body, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -71,7 +71,10 @@ class Give(BaseModel):
 
 
 def create_app(ctx: Context) -> FastAPI:
+    # FastAPI's own telemetry would put the concrete path (with patient ids) into spans and
+    # request values into logs: its spans and logs are off, the middleware below traces.
     app = FastAPI(title="medmec cloud nursing", version="v1",
+                  telemetry={"tracing": False, "logs": False, "operation_spans": False},
                   description="Bedside nursing: wristband identification, vitals with NEWS2 "
                               "early warning, the closed medication loop, worklists.")
 
@@ -104,7 +107,8 @@ def create_app(ctx: Context) -> FastAPI:
     async def _trace_and_log(request: Request, call_next):
         # the route template (/fhir/Patient/{patient_id}), never the concrete path
         start = time.perf_counter()
-        with tracer.start_as_current_span("HTTP") as span:
+        with tracer.start_as_current_span(request.method, kind=trace.SpanKind.SERVER,
+                                          context=propagate.extract(request.headers)) as span:
             response = await call_next(request)
             route = getattr(request.scope.get("route"), "path", "unmatched")
             span.update_name(f"{request.method} {route}")

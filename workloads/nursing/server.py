@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import signal
 from pathlib import Path
 
 import grpc
@@ -20,6 +22,15 @@ from .tokens import Credentials
 from .vitals import AlertHub, VitalsPipeline
 
 log = logging.getLogger("medmec.nursing")
+
+
+class _HTTPServer(uvicorn.Server):
+    """uvicorn re-raises a captured SIGTERM once it has shut down, which would end the
+    process before the gRPC server drains and the database closes; `serve` owns signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        yield
 
 
 def database_url(database: str | None, database_env: str | None) -> str:
@@ -47,13 +58,17 @@ async def serve(*, host: str, http_port: int, grpc_port: int, database: str,
     if grpc_server.add_insecure_port(f"{host}:{grpc_port}") == 0:
         raise OSError(f"cannot listen for gRPC on {host}:{grpc_port}")
     await grpc_server.start()
-    http = uvicorn.Server(uvicorn.Config(create_app(ctx), host=host, port=http_port,
+    http = _HTTPServer(uvicorn.Config(create_app(ctx), host=host, port=http_port,
                                          access_log=False, log_config=None, lifespan="off"))
     log.info("nursing service for wards %s: HTTP %s:%d, gRPC %s:%d, %s database", ",".join(wards),
              host, http_port, host, grpc_port, repo.dialect.name)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, setattr, http, "should_exit", True)
     try:
-        await http.serve()  # returns on SIGTERM / SIGINT
+        await http.serve()  # returns once a signal has set should_exit
     finally:
-        await grpc_server.stop(grace=5)
+        log.info("shutting down: draining gRPC streams, closing the database")
+        await grpc_server.stop(grace=5)  # the writer still commits what they wait for
         writer.cancel()
         repo.close()
