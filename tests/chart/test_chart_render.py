@@ -213,3 +213,14 @@ def test_model_store_secrets_only_with_credentials():
     secrets = by_kind(docs, "Secret")
     assert sorted(s["metadata"]["namespace"] for s in secrets) == ["imaging", "logistics", "surgery", "wards"]
     assert secrets[0]["stringData"] == {"access-key": "a", "secret-key": "b"}
+
+
+def test_chart_cli_needs_a_cluster_and_a_known_hospital(monkeypatch, capsys, tmp_path):
+    from medmec import cli
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    assert cli.main(["chart", "install", "--hospital", "st-luke"]) == 2
+    assert "set KUBECONFIG" in capsys.readouterr().err
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "unused"))
+    assert cli.main(["chart", "install", "--hospital", "nowhere"]) == 1
+    err = capsys.readouterr().err
+    assert "no values file for hospital 'nowhere'" in err and "riverside, st-luke" in err

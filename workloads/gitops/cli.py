@@ -1,4 +1,4 @@
-"""`medmec gitops promote | rollback | validate`: ship model versions through git.
+"""`medmec gitops promote | rollback | validate | sync`: ship model versions through git.
 
 promote and rollback are also offered as `medmec models promote | rollback` when the model
 store's `models` command is registered before this area (medmec/cli.py AREAS order).
@@ -28,6 +28,23 @@ def register(commands, serve) -> None:
                                "(started if needed) and a temporary MinIO holding models/")
     _deploy_dir_arg(validate)
     validate.set_defaults(func=_validate)
+
+    sync = sub.add_parser("sync", help="apply a hospital's overlay to the cluster in KUBECONFIG "
+                                        "(server-side apply, as Argo CD or Flux would)")
+    sync.add_argument("--hospital", required=True)
+    _deploy_dir_arg(sync)
+    sync.set_defaults(func=_sync)
+
+    chart = commands.add_parser("chart", help="install, upgrade or uninstall medmec for a hospital "
+                                              "with Helm (cluster in KUBECONFIG)")
+    chart_sub = chart.add_subparsers(dest="action", required=True, metavar="ACTION")
+    install = chart_sub.add_parser("install", help="the CRD chart, then the medmec chart with "
+                                                   "charts/medmec/hospitals/HOSPITAL.yaml (or upgrade)")
+    install.add_argument("--hospital", required=True)
+    install.set_defaults(func=_chart_install)
+    uninstall = chart_sub.add_parser("uninstall", help="remove the operator, its RBAC and priority "
+                                                       "classes; CRDs and hospital resources stay")
+    uninstall.set_defaults(func=_chart_uninstall)
 
     models = commands.choices.get("models")
     if models is not None:
@@ -112,6 +129,39 @@ def _rollback(args) -> int:
     for message, diff in results:
         print(message + "\n")
         print(diff, end="")
+    return 0
+
+
+def _chart(action) -> int:
+    from medmec.workloads.gitops.helmchart import HelmError
+    if not os.environ.get("KUBECONFIG"):
+        return _fail("set KUBECONFIG to the cluster to install into", 2)
+    try:
+        print(action(os.environ["KUBECONFIG"]))
+    except HelmError as err:
+        return _fail(str(err))
+    return 0
+
+
+def _chart_install(args) -> int:
+    from medmec.workloads.gitops import helmchart
+    return _chart(lambda kc: helmchart.install_hospital(kc, args.hospital))
+
+
+def _chart_uninstall(args) -> int:
+    from medmec.workloads.gitops import helmchart
+    return _chart(helmchart.uninstall)
+
+
+def _sync(args) -> int:
+    from medmec.workloads.gitops import overlays
+    from medmec.workloads.gitops.promotion import PromotionError
+    if not os.environ.get("KUBECONFIG"):
+        return _fail("set KUBECONFIG to the cluster to apply the overlay to", 2)
+    try:
+        print(overlays.sync(os.environ["KUBECONFIG"], args.hospital, args.deploy_dir), end="")
+    except PromotionError as err:
+        return _fail(str(err))
     return 0
 
 

@@ -86,3 +86,15 @@ def rollback(deploy_dir: Path, hospital: str, model: str) -> list[tuple[str, str
         diff = _edit(path, change, deploy_dir.parent)
         results.append((said[0], diff))
     return results
+
+
+def sync(kubeconfig: str, hospital: str, deploy_dir: Path = DEPLOY,
+         field_manager: str = "medmec-gitops") -> str:
+    """Apply the hospital's overlay as Argo CD / Flux would: server-side apply of the
+    kustomize build. Returns kubectl's report (one line per object)."""
+    from medmec.workloads.gitops.validate import kubectl
+    proc = kubectl(["apply", "--server-side", f"--field-manager={field_manager}",
+                    "-k", str(overlay_dir(deploy_dir, hospital))], kubeconfig)
+    if proc.returncode != 0:
+        raise PromotionError(f"applying the {hospital} overlay failed: {proc.stderr.strip()}")
+    return proc.stdout

@@ -14,7 +14,7 @@ import yaml
 
 from medmec import cli, processes
 from medmec.netutil import free_port
-from medmec.workloads.gitops import helmchart, validate
+from medmec.workloads.gitops import helmchart, overlays, validate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -112,7 +112,7 @@ def test_gitops_overlay_syncs_and_a_promotion_is_watched_on_the_service(
     v2_sha = json.loads((REPO / "models/breast-cancer/2/metadata.json").read_text())["sha256"]["model.onnx"]
 
     def sync():
-        c.kubectl("apply", "--server-side", "--field-manager=gitops-sync", "-k", str(overlay))
+        overlays.sync(c.kubeconfig, hospital, deploy)
 
     def expect(versions: list[dict]):
         wait_for(f"servedVersions {versions}",
