@@ -12,7 +12,7 @@ import json
 import logging
 import time
 import uuid
-from typing import Literal
+from typing import Literal, NoReturn
 
 from fastapi import Body, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
@@ -98,6 +98,12 @@ def create_app(ctx: Context) -> FastAPI:
         errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in err.errors()]
         return _problem(422, "Invalid request", "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors), errors=errors)
+
+    @app.exception_handler(Exception)
+    async def _on_bug(_, err: Exception):
+        # the message may carry request data: the log gets the type only
+        log.error("unhandled %s", type(err).__name__)
+        return _problem(500, "Internal error", "the request failed inside the service")
 
     @app.exception_handler(StarletteHTTPException)
     async def _on_http(_, err: StarletteHTTPException):
@@ -301,7 +307,7 @@ def create_app(ctx: Context) -> FastAPI:
                 "time", "the dose scheduled for now has already been given", duplicate=True))
         return fhir_codec.administration_to_fhir(adm, found)
 
-    async def refuse(audit: dict, scanned: dict, refusal: five_rights.Refusal) -> None:
+    async def refuse(audit: dict, scanned: dict, refusal: five_rights.Refusal) -> NoReturn:
         await ctx.db(ctx.repo.audit, {**audit, "outcome": "refused", "right_failed": refusal.right,
                                       "detail": json.dumps({**scanned, "reason": refusal.reason})})
         if refusal.duplicate:
