@@ -91,3 +91,14 @@ def test_history_adds_one_point_per_probe_round():
     h.add([{**s, "lastProbeTime": "t3"}])
     assert [p["t"] for p in h.to_json()["a/b"]] == ["t2", "t3"]
     assert h.to_json()["a/b"][0]["links"]["north"] == {"rttP99Ms": 3.0, "jitterMs": 0.2}
+
+
+def test_nursing_tokens_file_maps_wards_to_tokens():
+    import pytest
+
+    from medmec.workloads.console.cli import load_nursing_tokens
+    assert load_nursing_tokens("# per ward\n4a tok-a\n5b tok-b  # doctor\n\n") == {
+        "4a": "tok-a", "5b": "tok-b"}
+    assert load_nursing_tokens("tok-all\n") == {"*": "tok-all"}
+    with pytest.raises(ValueError, match="line 2"):
+        load_nursing_tokens("4a tok\n4a tok extra\n")

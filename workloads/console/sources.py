@@ -24,10 +24,10 @@ DISPATCH_FLEET_PATH = "/fleet"
 
 class Sources:
     def __init__(self, api_client: client.ApiClient | None, endpoints: Endpoints = Endpoints(),
-                 nursing_token: str | None = None):
+                 nursing_tokens: dict[str, str] | None = None):
         self.custom = client.CustomObjectsApi(api_client) if api_client else None
         self.core = client.CoreV1Api(api_client) if api_client else None
-        self.endpoints, self.nursing_token = endpoints, nursing_token
+        self.endpoints, self.nursing_tokens = endpoints, nursing_tokens or {}
         self.http = httpx.AsyncClient(timeout=3.0)
 
     async def _kube(self, problems: list[str]) -> dict[str, list]:
@@ -77,16 +77,18 @@ class Sources:
         return key, value
 
     async def _alerts(self, cns: dict, problems: list[str]) -> list[dict]:
-        if not self.nursing_token:
-            problems.append("nursing alerts: no nursing token configured")
-            return []
         base = self.endpoints.nursing(cns)
-        answers = await asyncio.gather(*(
-            self._get_json(f"{base}/wards/{w['id']}/alerts?open=true",
-                           f"nursing {cns['metadata']['namespace']}/{cns['metadata']['name']} "
-                           f"ward {w['id']}", problems,
-                           {"Authorization": f"Bearer {self.nursing_token}"})
-            for w in cns["spec"].get("wards", [])))
+        what = f"nursing {cns['metadata']['namespace']}/{cns['metadata']['name']}"
+        calls = []
+        for ward in (w["id"] for w in cns["spec"].get("wards", [])):
+            token = self.nursing_tokens.get(ward) or self.nursing_tokens.get("*")
+            if token:
+                calls.append(self._get_json(f"{base}/wards/{ward}/alerts?open=true",
+                                            f"{what} ward {ward}", problems,
+                                            {"Authorization": f"Bearer {token}"}))
+            else:
+                problems.append(f"{what} ward {ward}: no nursing token for this ward")
+        answers = await asyncio.gather(*calls)
         return [a for answer in answers if answer for a in answer.get("alerts", [])]
 
     async def snapshot(self) -> dict:

@@ -25,17 +25,13 @@ def alert(namespace: str, slice_name: str, critical: bool, condition: dict, star
 
 
 class AlertSink:
-    """Posts alerts to Alertmanager when a URL is given; always logs them."""
+    """Posts alerts to Alertmanager when a URL is given (the controller logs transitions)."""
 
     def __init__(self, url: str | None):
         self.url = url.rstrip("/") + "/api/v2/alerts" if url else None
         self._client = httpx.AsyncClient(timeout=5.0) if url else None
 
     async def send(self, alerts: list[dict]) -> None:
-        for a in alerts:
-            state = "resolved" if "endsAt" in a else "firing"
-            log.warning("alert %s %s: %s", state, a["labels"]["medicalslice"],
-                        a["annotations"]["description"])
         if self._client is None or not alerts:
             return
         try:

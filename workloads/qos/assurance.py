@@ -46,6 +46,7 @@ class Assurance:
         self.hold_down_s, self.evaluate_every_s = hold_down_s, evaluate_every_s
         self.endpoints, self.alerts, self.namespace = endpoints, alerts or AlertSink(None), namespace
         self.probes: dict[Key, tuple[LinkProbe, asyncio.Task]] = {}
+        self.burst_locks: dict[str, asyncio.Lock] = {}
         self.latest: dict[Key, Verdict] = {}
         self._http = httpx.AsyncClient()
         self._instruments()
@@ -91,7 +92,8 @@ class Assurance:
                           timeout_s=self.probe.timeout_s, window_s=self.policy.window_s,
                           burst_bytes=burst, burst_every_s=self.probe.burst_every_s,
                           burst_max_s=self.probe.burst_max_s,
-                          dscp=DSCP.get(medical_slice["spec"]["sliceType"]))
+                          dscp=DSCP.get(medical_slice["spec"]["sliceType"]),
+                          burst_lock=self.burst_locks.setdefault(key[2], asyncio.Lock()))
         self.probes[key] = (probe, asyncio.create_task(probe.run(), name=f"probe {key}"))
 
     async def _stop_probe(self, key: Key) -> None:
@@ -162,9 +164,11 @@ class Assurance:
                        if c["type"] == "QoSMet")
         if condition["status"] == "False":
             if old_met != "False":
+                log.warning("QoS breach on slice %s/%s: %s", ns, name, condition["message"])
                 await self.api.event(medical_slice, "Warning", "QoSBreach", condition["message"])
             await self.alerts.send([alert(ns, name, critical, condition, started)])
         elif old_met == "False":
+            log.info("slice %s/%s meets its QoS budget again", ns, name)
             await self.api.event(medical_slice, "Normal", "QoSRecovered", condition["message"])
             await self.alerts.send([alert(ns, name, critical, condition, started,
                                           ends_at=slice_status.timestamp(now))])

@@ -100,11 +100,14 @@ class LinkProbe:
 
     def __init__(self, host: str, port: int, *, interval_s: float = 1.0, timeout_s: float = 1.0,
                  window_s: float = 10.0, burst_bytes: int = 0, burst_every_s: float | None = 60.0,
-                 burst_max_s: float = 2.0, dscp: int | None = None):
+                 burst_max_s: float = 2.0, dscp: int | None = None,
+                 burst_lock: asyncio.Lock | None = None):
         self.host, self.port = host, port
         self.interval_s, self.timeout_s, self.window_s = interval_s, timeout_s, window_s
         self.burst_bytes, self.burst_every_s, self.burst_max_s = burst_bytes, burst_every_s, burst_max_s
         self.dscp = dscp
+        # probes that share a link share a lock, so that their bursts do not split its capacity
+        self.burst_lock = burst_lock or asyncio.Lock()
         self.samples: deque[Sample] = deque()
         self.uplink: deque[tuple[float, float]] = deque()
         self.downlink: deque[tuple[float, float]] = deque()
@@ -165,14 +168,15 @@ class LinkProbe:
         self._jitter, self._last_rtt = 0.0, None
 
     async def burst(self) -> None:
-        at = time.monotonic()
-        for series, measure in ((self.uplink, upload_mbps), (self.downlink, download_mbps)):
-            try:
-                mbps = await measure(self.host, self.port, self.burst_bytes, self.burst_max_s,
-                                     self.dscp)
-            except (OSError, TimeoutError, asyncio.IncompleteReadError):
-                mbps = 0.0
-            series.append((at, mbps))
+        async with self.burst_lock:
+            at = time.monotonic()
+            for series, measure in ((self.uplink, upload_mbps), (self.downlink, download_mbps)):
+                try:
+                    mbps = await measure(self.host, self.port, self.burst_bytes, self.burst_max_s,
+                                         self.dscp)
+                except (OSError, TimeoutError, asyncio.IncompleteReadError):
+                    mbps = 0.0
+                series.append((at, mbps))
 
     async def run(self) -> None:
         bursts = (asyncio.create_task(self._bursts()) if self.burst_bytes and self.burst_every_s

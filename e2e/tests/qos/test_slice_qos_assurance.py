@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -144,7 +145,8 @@ def test_latency_breach_shifts_critical_inference_and_recovers(cluster, links, t
         sys.executable, "-m", "medmec", "qos", "run", "--namespace", ns, *links.link_args(),
         "--interval", "100ms", "--timeout", "500ms", "--window", "2s", "--evaluate-every", "500ms",
         "--burst-every", "10m", "--hold-down", f"{HOLD_DOWN_S}s",
-        "--alertmanager-url", alerts.url], tmp_path / "qos-run.log", env=cluster.env)
+        "--alertmanager-url", alerts.url], tmp_path / "qos-run.log",
+        env={**cluster.env, "OTEL_METRICS_EXPORTER": "console", "OTEL_METRIC_EXPORT_INTERVAL": "1000"})
     try:
         def qos_met(status):
             def check():
@@ -161,6 +163,11 @@ def test_latency_breach_shifts_critical_inference_and_recovers(cluster, links, t
         assert set(measured) == set(ZONES)
         assert all(m["rttP99Ms"] < 50 and m["meetsBudget"] == "True" for m in measured.values())
         assert ms["status"]["qos"]["avoidBaseStations"] == []
+        # the same figures leave as OpenTelemetry metrics (console exporter here)
+        exported = wait_for(lambda: '"medmec.qos.link.rtt.p99"' in Path(watcher.log).read_text()
+                            and Path(watcher.log).read_text(), 15, "exported QoS metrics")
+        assert '"medmec.base_station.name": "gnb-north"' in exported
+        assert '"medmec.qos.link.met"' in exported and '"unit": "s"' in exported
 
         links.toxiproxy.add_latency("gnb-north", 80)
         injected = time.monotonic()

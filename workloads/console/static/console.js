@@ -90,7 +90,8 @@ function drawSlices(list, history) {
     const labels = points.map(p => p.t.slice(11, 19));
     const stations = s.baseStations;
     const series = (field) => stations.map((bs, i) => ({ label: `${bs} ${field === "rttP99Ms" ? "p99" : "jitter"}`,
-      data: points.map(p => (p.links[bs] || {})[field] ?? null), borderColor: COLORS[i % COLORS.length], pointRadius: 0, spanGaps: true }));
+      data: points.map(p => (p.links[bs] || {})[field] ?? null), borderColor: COLORS[i % COLORS.length],
+      borderDash: field === "jitterMs" ? [2, 3] : [], pointRadius: 0, spanGaps: true }));
     const limit = (value, label) => ({ label, data: points.map(() => value), borderColor: "#b3261e", borderDash: [6, 4], pointRadius: 0 });
     const datasets = [...series("rttP99Ms"), ...series("jitterMs")];
     if (s.budget) datasets.push(limit(s.budget.networkLatencyMs, "latency budget"), limit(s.budget.jitterMs, "jitter budget"));
