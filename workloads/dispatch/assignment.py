@@ -3,10 +3,11 @@
 Each round solves one linear assignment (scipy's `linear_sum_assignment`) between the robots
 and the open tasks: the cost of giving task j to robot r next is the time r needs to fetch
 and deliver it from where its queue ends, plus idle time waiting for the task's release,
-plus lateness weighted by priority. Every round appends at most one task to each robot, so
-the work spreads over the fleet; a robot that cannot carry a task (payload, kind) or cannot
-reach it never gets it. Emergency lateness weighs so much that an emergency task goes to
-the robot that can deliver it soonest, ahead of queued lower-priority work.
+plus lateness weighted by priority, less a bonus for urgent tasks that are ready. Every
+round appends at most one task to each robot, so the work spreads over the fleet; a robot
+that cannot carry a task (payload, kind) or cannot reach it never gets it. The emergency
+bonus outweighs any travel, so a ready emergency task is taken in the first round, ahead
+of lower-priority work that was queued before (which is re-planned behind it).
 
 `distance_lower_bound` is the assignment relaxation of the multi-robot routing problem
 (each task is preceded by one robot start or one other task), a bound no plan can beat.
@@ -20,6 +21,10 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 PRIORITY_WEIGHT = {"emergency": 100.0, "high": 10.0, "normal": 1.0}
+# seconds of cost waived for taking an urgent task that is ready when the robot gets there:
+# an emergency goes first, before work that is already queued
+PRIORITY_BONUS = {"emergency": 1e5, "high": 120.0, "normal": 0.0}
+READY_SLACK_S = 60.0
 # waiting for a release costs less than travelling: the robot is idle, not moving
 IDLE_WEIGHT = 0.5
 _INFEASIBLE = 1e15
@@ -68,6 +73,7 @@ def assign(robots: list[RobotReq], tasks: list[TaskReq],
     release = np.array([t.release_s for t in tasks], dtype=float)
     deadline = np.array([t.deadline_s for t in tasks], dtype=float)
     weight = np.array([PRIORITY_WEIGHT[t.priority] for t in tasks])
+    bonus = np.array([PRIORITY_BONUS[t.priority] for t in tasks])
     capable = np.array([[can_carry(r, t) for t in tasks] for r in robots], dtype=bool)
     for i, robot in enumerate(robots):  # it must also get home after the delivery
         tt = times(robot.speed_mps)
@@ -83,7 +89,9 @@ def assign(robots: list[RobotReq], tasks: list[TaskReq],
             start = np.maximum(arrive, release[pool])
             finish[i] = start + tt[p, d]
             late = np.maximum(0.0, finish[i] - deadline[pool])
-            c = fetch + tt[p, d] + IDLE_WEIGHT * (start - arrive) + weight[pool] * late
+            idle = start - arrive
+            c = (fetch + tt[p, d] + IDLE_WEIGHT * idle + weight[pool] * late
+                 - np.where(idle <= READY_SLACK_S, bonus[pool], 0.0))
             ok = capable[i, pool] & np.isfinite(c)
             cost[i, ok] = c[ok]
         rows, cols = linear_sum_assignment(cost)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from .assignment import PRIORITY_WEIGHT, RobotReq, TaskReq, assign, can_carry
+from .assignment import PRIORITY_WEIGHT, RobotReq, TaskReq, assign, distance_lower_bound
 from .graph import HospitalGraph
 from .routing import Goal, ReservationTable, Route, plan_route
 from .scenario import Scenario, Task
@@ -159,6 +159,12 @@ def _delivered(result: Plan, task: TaskReq, pickup: float | None, dropoff: float
     result.dropoffs[task.id] = dropoff
     if dropoff > task.deadline_s:
         result.late.append(task.id)
+
+
+def lower_bound_m(graph: HospitalGraph, robots: list[RobotReq], tasks: list[Task]) -> float:
+    """The assignment lower bound on total distance for the tasks this fleet can do."""
+    doable = [to_task_req(t, graph) for t in tasks if not task_problem(t, graph, robots)]
+    return distance_lower_bound(robots, doable, graph.distances_m)
 
 
 def robots_of(scenario: Scenario, graph: HospitalGraph) -> list[RobotReq]:
