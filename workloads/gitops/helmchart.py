@@ -90,10 +90,11 @@ def uninstall(kubeconfig: str, release: str = RELEASE, namespace: str = NAMESPAC
 
 def install_hospital(kubeconfig: str, hospital: str, set_values: dict | None = None) -> str:
     """CRDs, then medmec with the hospital's values (upgrading a release already there)."""
+    values = hospital_values(hospital)
     install_crds(kubeconfig)
     args = ["upgrade", "--install", RELEASE, str(MAIN_CHART), "-n", NAMESPACE,
             "--create-namespace", "--wait", "--timeout", "120s",
-            *_value_args([hospital_values(hospital)], set_values)]
+            *_value_args([values], set_values)]
     return helm(args, kubeconfig)
 
 
