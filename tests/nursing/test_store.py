@@ -93,3 +93,17 @@ def test_discharge_stops_active_orders(repo):
     repo.discharge(enc.id, time.time())
     assert repo.order(order.id).status == "stopped"
     assert repo.orders(ward=enc.ward) == []
+
+
+def test_postgresql_connection_is_renewed_after_the_server_drops_it(postgres):
+    repo = open_repository(postgres.dsn)
+    try:
+        [(backend,)] = repo._query("SELECT pg_backend_pid()")
+        with psycopg.connect(postgres.dsn, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
+        with pytest.raises(psycopg.OperationalError):
+            repo.ping()  # this call fails with a clear error ...
+        repo.ping()  # ... and the next one reconnects
+        assert repo._query("SELECT pg_backend_pid()")[0][0] != backend
+    finally:
+        repo.close()

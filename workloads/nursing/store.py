@@ -15,7 +15,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -148,10 +148,6 @@ def _marks(columns: Sequence[str]) -> str:
     return ", ".join("?" for _ in columns)
 
 
-def observation_row(row: Sequence) -> dict:
-    return dict(zip(OBSERVATION_COLUMNS, row[1:])) | {"id": row[0]}
-
-
 def _alert(row: Sequence) -> Alert:
     d = dict(zip(_ALERT_COLUMNS, row))
     d["parameters"] = json.loads(d["parameters"])
@@ -171,8 +167,9 @@ def _order(row: Sequence) -> Order:
 class Repository:
     """The nursing records of one database; construct with `open_repository(url)`."""
 
-    def __init__(self, conn, dialect: Dialect):
-        self._conn = conn
+    def __init__(self, connect: Callable[[], object], dialect: Dialect):
+        self._connect = connect
+        self._conn = connect()
         self.dialect = dialect
         self._lock = threading.Lock()
         with self._tx() as cur:
@@ -208,6 +205,10 @@ class Repository:
                     raise
             else:
                 import psycopg
+                if self._conn.broken or self._conn.closed:
+                    # the server restarted or dropped us: the failed call was answered with
+                    # an error, this one gets a fresh connection
+                    self._conn = self._connect()
                 try:
                     with self._conn.transaction(), self._conn.cursor() as cur:
                         yield _Cursor(cur, self._sql)
@@ -347,10 +348,10 @@ class Repository:
                      for a in alerts])
 
     def observations(self, patient_id: str, limit: int) -> list[dict]:
-        rows = self._query(f"SELECT id, {_cols(OBSERVATION_COLUMNS)} FROM observations "
+        rows = self._query(f"SELECT {_cols(OBSERVATION_COLUMNS)} FROM observations "
                            f"WHERE patient_id = ? ORDER BY effective_at DESC, id DESC "
                            f"LIMIT {int(limit)}", (patient_id,))
-        return [observation_row(r) for r in rows]
+        return [dict(zip(OBSERVATION_COLUMNS, r)) for r in rows]
 
     def latest_values(self, encounter_id: str, since: float) -> dict[str, tuple[object, float]]:
         """Each parameter's newest value (and when it was measured) since `since`."""
@@ -430,14 +431,17 @@ def open_repository(url: str) -> Repository:
         if path is None or not str(path):
             raise ValueError(f"not a SQLite URL (sqlite:////abs/path.db): {url}")
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        return Repository(conn, SQLiteDialect())
+
+        def connect_sqlite():
+            conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            return conn
+        return Repository(connect_sqlite, SQLiteDialect())
     if parsed.scheme in ("postgresql", "postgres"):
         import psycopg
-        conn = psycopg.connect(url, autocommit=True)
-        return Repository(conn, PostgresDialect())
+        return Repository(lambda: psycopg.connect(url, autocommit=True, connect_timeout=10),
+                          PostgresDialect())
     raise ValueError(f"unsupported database URL scheme {parsed.scheme!r}: "
                      "use sqlite:///PATH or postgresql://...")
