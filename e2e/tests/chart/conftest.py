@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from medmec.localcluster import cluster as localcluster
+from medmec.workloads.modelstore.testing import minio_server, model_store  # noqa: F401
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,8 @@ import yaml
 
 from medmec.workloads.gitops import helmchart
 
+REPO = Path(__file__).resolve().parents[3]
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 NS = helmchart.NAMESPACE
@@ -138,3 +140,43 @@ def test_namespaced_hospital_gets_roles_only_in_its_namespaces(chart_cluster):
     assert not can("create", "clusterrolebindings.rbac.authorization.k8s.io")
     helmchart.uninstall(kc)
     assert not can("list", "basestations.medmec.io")
+
+
+def test_validate_accepts_the_overlays_and_refuses_bad_ones(chart_cluster, model_store, tmp_path):
+    """The `make validate` check against a real API server and a real MinIO store."""
+    from medmec.workloads.gitops import overlays, validate
+    from medmec.workloads.modelstore.store import VersionExists
+    kc = chart_cluster.kubeconfig
+    helmchart.install_hospital(kc, "st-luke")
+    for metadata in (REPO / "models").glob("*/*/metadata.json"):
+        try:
+            model_store.push(metadata.parent)
+        except VersionExists:
+            pass
+    deploy = Path(shutil.copytree(REPO / "deploy", tmp_path / "deploy"))
+    overlay = deploy / "overlays/st-luke"
+    report = validate.validate_overlay(overlay, kc, model_store)
+    assert report.ok and report.services == ["breast-cancer-screening", "diabetes-risk"], report
+
+    # the API server's CEL rule: a canary of the live version
+    patch = overlay / "models/breast-cancer-screening.yaml"
+    doc = yaml.safe_load(patch.read_text())
+    doc["spec"]["canary"] = {"version": doc["spec"]["model"]["version"],
+                             "sha256": doc["spec"]["model"]["sha256"], "trafficPercent": 10}
+    patch.write_text(yaml.safe_dump(doc))
+    report = validate.validate_overlay(overlay, kc, model_store)
+    assert any("spec.canary.version must differ" in p for p in report.problems), report
+
+    # a version missing from the store, and a sha256 that differs
+    overlays.rollback(deploy, "st-luke", "breast-cancer")
+    overlays.promote(deploy, "st-luke", "breast-cancer", "9", "a" * 64, canary_percent=10)
+    diabetes = overlay / "models/diabetes-risk.yaml"
+    diabetes.write_text(diabetes.read_text().replace("sha256: 64bc", "sha256: 00bc"))
+    report = validate.validate_overlay(overlay, kc, model_store)
+    assert len(report.problems) == 2, report
+    assert "breast-cancer version 9 is not in the model store" in report.problems[0]
+    assert "diabetes-progression version 1 has sha256 64bc" in report.problems[1]
+    assert "but the overlay says 00bc" in report.problems[1]
+    # a dry-run stores nothing
+    assert chart_cluster.kubectl("get", "eis", "breast-cancer-screening", "-n", "imaging",
+                                 "--ignore-not-found", "-o", "name").stdout.strip() == ""
