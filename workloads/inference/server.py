@@ -89,7 +89,7 @@ class InferenceHandler:
 
     def _answer(self, requests, span):
         results: list[dict | None] = [None] * len(requests)
-        groups: dict[str, list[int]] = {}
+        groups: dict[str, tuple[runtime.LoadedModel, list[int]]] = {}  # by serving version
         for i, request in enumerate(requests):
             batch = request[self.input_name]
             problem = routing.check_values(self.input_name, batch)
@@ -98,12 +98,11 @@ class InferenceHandler:
                 results[i] = request_errors.error_response(problem)
                 continue
             model = self._pick()
-            groups.setdefault(model.version, []).append(i)
+            groups.setdefault(model.version, (model, []))[1].append(i)
 
-        accepted = sum(len(indices) for indices in groups.values())
+        accepted = sum(len(indices) for _, indices in groups.values())
         span.set_attribute("medmec.inference.rejected", len(requests) - accepted)
-        for version, indices in groups.items():
-            model = self.canary if self.canary and version == self.canary.version else self.stable
+        for model, indices in groups.values():
             batches = [requests[i][self.input_name] for i in indices]
             cases = np.concatenate(batches)
             with tracer.start_as_current_span(f"run {model.tag}") as run_span:
