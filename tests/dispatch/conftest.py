@@ -176,3 +176,62 @@ def metrics(scenario: dict, plan: dict) -> dict:
             if a["node"] != b["node"]:
                 total += lengths.get(frozenset((a["node"], b["node"])), 0.0)
     return {"total_distance_m": total}
+
+
+class DispatchServer:
+    """`medmec serve dispatch` as a real process on free loopback ports."""
+
+    def __init__(self, tmp_path: Path, map_path: Path, heartbeat_timeout_s: float):
+        self.tmp_path, self.map_path, self.timeout = tmp_path, map_path, heartbeat_timeout_s
+        self.state_dir = tmp_path / "state"
+        self.proc = None
+
+    def start(self) -> DispatchServer:
+        import sys
+
+        import grpc
+        import httpx
+
+        from medmec import processes
+        from medmec.netutil import free_port
+        from medmec.workloads.dispatch.protos import dispatch_pb2_grpc
+
+        self.grpc_port, self.http_port = free_port(), free_port()
+        self.proc = processes.start("dispatch", [
+            sys.executable, "-m", "medmec.cli", "serve", "dispatch", "--host", "127.0.0.1",
+            "--grpc-port", str(self.grpc_port), "--http-port", str(self.http_port),
+            "--map", str(self.map_path), "--state-dir", str(self.state_dir),
+            "--heartbeat-timeout-s", str(self.timeout)], self.tmp_path / "dispatch.log")
+        self.http = f"http://127.0.0.1:{self.http_port}"
+        processes.wait_ready(self.proc, lambda: httpx.get(f"{self.http}/healthz").is_success,
+                             timeout=60)
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}")
+        self.stub = dispatch_pb2_grpc.DispatchStub(self.channel)
+        return self
+
+    def stop(self, kill: bool = False) -> None:
+        import os
+        import signal
+        self.channel.close()
+        if kill:  # a crash: no chance to flush or close anything
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.stop()
+
+    def fleet(self) -> dict:
+        import httpx
+        return httpx.get(f"{self.http}/v1/fleet").raise_for_status().json()
+
+
+@pytest.fixture
+def dispatch_server(tmp_path):
+    servers = []
+
+    def start(map_path: Path = SAMPLE_MAP, heartbeat_timeout_s: float = 30.0) -> DispatchServer:
+        server = DispatchServer(tmp_path, map_path, heartbeat_timeout_s).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        if server.proc.alive():
+            server.stop()

@@ -1,0 +1,286 @@
+"""The dispatcher's state and rules: robots, tasks, blocked corridors, and the current plan.
+
+Every change that matters re-plans the whole open workload with the pure planner, from
+where the robots are now: queued (not yet picked up) tasks may move to other robots, so an
+emergency pre-empts queued work, and a faulted or silent robot's queue goes to the others.
+Tasks on board stay with their robot. State is written to the store before a call returns.
+"""
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel
+
+from .assignment import RobotReq
+from .graph import HospitalGraph, corridor_key
+from .planner import Plan, plan, task_problem, to_task_req
+from .scenario import HospitalMap, Task
+from .store import Store
+
+OPEN = ("pending", "assigned")
+
+
+class FleetError(Exception):
+    """A request the fleet refuses; `code` maps to a gRPC status / HTTP status."""
+
+    def __init__(self, code: Literal["invalid", "not_found", "exists", "precondition"],
+                 message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class RobotRecord(BaseModel):
+    id: str
+    node: str
+    home: str
+    speed_mps: float
+    payload_kg: float
+    capabilities: list[str]
+    battery_pct: float = 100.0
+    state: Literal["available", "fault", "offline"] = "available"
+    fault_message: str = ""
+    last_heartbeat: float
+
+
+class TaskRecord(BaseModel):
+    id: str
+    pickup: str
+    dropoff: str
+    weight_kg: float
+    kind: str
+    priority: Literal["emergency", "high", "normal"] = "normal"
+    earliest_start: float
+    deadline: float | None = None
+    status: Literal["pending", "assigned", "picked_up", "delivered", "cancelled",
+                    "failed"] = "pending"
+    robot_id: str = ""
+    reason: str = ""
+    planned_pickup: float | None = None
+    planned_dropoff: float | None = None
+
+
+class Fleet:
+    def __init__(self, hmap: HospitalMap, store: Store, heartbeat_timeout_s: float,
+                 clock: Callable[[], float] = time.time,
+                 on_plan: Callable[[Fleet], None] = lambda fleet: None):
+        self.map = hmap
+        self.store = store
+        self.timeout = heartbeat_timeout_s
+        self.clock = clock
+        self.on_plan = on_plan
+        self.robots = {r.id: r for r in store.load("robots", RobotRecord)}
+        self.tasks = {t.id: t for t in store.load("tasks", TaskRecord)}
+        self.blocked = store.blocked()
+        self.graph = HospitalGraph(hmap, self.blocked)
+        self.routes: dict[str, list[tuple[str, float]]] = {}
+        self.version = 0
+        now = clock()
+        for r in self.robots.values():  # silence while we were down is not the robot's fault
+            r.last_heartbeat = max(r.last_heartbeat, now)
+        self.replan()
+
+    # robots
+
+    def register(self, robot_id: str, node: str, home: str, speed_mps: float,
+                 payload_kg: float, capabilities: list[str], battery_pct: float) -> RobotRecord:
+        home = home or node
+        if not robot_id:
+            raise FleetError("invalid", "robot_id is required")
+        for what, n in (("node", node), ("home", home)):
+            self._known(what, n)
+        if not speed_mps > 0 or payload_kg < 0 or not math.isfinite(speed_mps + payload_kg):
+            raise FleetError("invalid", "speed_mps must be > 0 and payload_kg >= 0")
+        for other in self.robots.values():
+            if other.id != robot_id and home in (other.home, other.node):
+                raise FleetError("invalid", f"node {home!r} is robot {other.id}'s home or place")
+        robot = RobotRecord(id=robot_id, node=node, home=home, speed_mps=speed_mps,
+                            payload_kg=payload_kg, capabilities=sorted(set(capabilities)),
+                            battery_pct=battery_pct, last_heartbeat=self.clock())
+        self.robots[robot_id] = robot
+        self.store.save_robot(robot)
+        self.replan()
+        return robot
+
+    def heartbeat(self, robot_id: str, node: str, battery_pct: float, fault: bool,
+                  fault_message: str) -> RobotRecord:
+        robot = self._robot(robot_id)
+        if node:
+            self._known("node", node)
+        was = robot.state
+        robot.node = node or robot.node
+        robot.battery_pct = battery_pct
+        robot.last_heartbeat = self.clock()
+        robot.state = "fault" if fault else "available"
+        robot.fault_message = fault_message if fault else ""
+        self.store.save_robot(robot)
+        if robot.state != was:
+            if robot.state != "available":
+                self._take_tasks_from(robot)
+            self.replan()
+        return robot
+
+    def expire(self) -> list[str]:
+        """Take robots silent for longer than the timeout offline; their tasks re-planned."""
+        now = self.clock()
+        silent = [r for r in self.robots.values()
+                  if r.state == "available" and now - r.last_heartbeat > self.timeout]
+        for robot in silent:
+            robot.state = "offline"
+            self.store.save_robot(robot)
+            self._take_tasks_from(robot)
+        if silent:
+            self.replan()
+        return [r.id for r in silent]
+
+    def _take_tasks_from(self, robot: RobotRecord) -> None:
+        changed = []
+        for task in self.tasks.values():
+            if task.robot_id != robot.id:
+                continue
+            if task.status == "picked_up":
+                task.status = "failed"
+                task.reason = (f"robot {robot.id} went {robot.state} with it on board at "
+                               f"{robot.node}; recover it by hand")
+                changed.append(task)
+            elif task.status == "assigned":
+                task.status, task.robot_id = "pending", ""
+                changed.append(task)
+        self.store.save_tasks(changed)
+
+    # corridors
+
+    def set_blocked(self, a: str, b: str, blocked: bool) -> list[tuple[str, str]]:
+        for n in (a, b):
+            self._known("node", n)
+        if not self.graph.has_corridor(a, b):
+            raise FleetError("invalid", f"there is no corridor between {a!r} and {b!r}")
+        key = corridor_key(a, b)
+        if (key in self.blocked) != blocked:
+            self.store.set_blocked(*key, blocked)
+            (self.blocked.add if blocked else self.blocked.discard)(key)
+            self.graph = HospitalGraph(self.map, self.blocked)
+            self.replan()
+        return sorted(self.blocked)
+
+    # tasks
+
+    def submit(self, task_id: str, pickup: str, dropoff: str, weight_kg: float, kind: str,
+               priority: str, earliest_start: float | None, deadline: float | None) -> TaskRecord:
+        now = self.clock()
+        task_id = task_id or f"task-{uuid.uuid4().hex[:12]}"
+        if task_id in self.tasks:
+            raise FleetError("exists", f"task {task_id!r} already exists")
+        if not weight_kg >= 0 or not math.isfinite(weight_kg):
+            raise FleetError("invalid", "weight_kg must be a number >= 0")
+        if not kind:
+            raise FleetError("invalid", "kind is required (medicine, specimen, linen, meals, ...)")
+        start = max(earliest_start or now, now)
+        spec = Task(id=task_id, pickup=pickup, dropoff=dropoff, weight_kg=weight_kg, kind=kind,
+                    priority=priority, release_s=start - now,
+                    deadline_s=None if deadline is None else deadline - now)
+        # judged against every robot the fleet has, so that a task waits out a robot's fault
+        why = task_problem(spec, self.graph, self._requests(list(self.robots.values())))
+        if why:
+            code = "invalid" if "unknown" in why or "deadline" in why or "same node" in why \
+                else "precondition"
+            raise FleetError(code, why)
+        task = TaskRecord(id=task_id, pickup=pickup, dropoff=dropoff, weight_kg=weight_kg,
+                          kind=kind, priority=priority, earliest_start=start, deadline=deadline)
+        self.tasks[task_id] = task
+        self.store.save_tasks([task])
+        self.replan()
+        return task
+
+    def cancel(self, task_id: str) -> TaskRecord:
+        task = self.task(task_id)
+        if task.status not in OPEN:
+            raise FleetError("precondition", f"task {task_id} is {task.status}; only a pending "
+                             "or assigned task can be cancelled")
+        task.status, task.robot_id, task.reason = "cancelled", "", ""
+        self.store.save_tasks([task])
+        self.replan()
+        return task
+
+    def task_event(self, robot_id: str, task_id: str, event: str) -> TaskRecord:
+        self._robot(robot_id)
+        task = self.task(task_id)
+        need = {"picked_up": "assigned", "delivered": "picked_up"}[event]
+        if task.robot_id != robot_id or task.status != need:
+            raise FleetError("precondition", f"task {task_id} is {task.status}"
+                             f"{' on ' + task.robot_id if task.robot_id else ''}; "
+                             f"{robot_id} cannot report it {event}")
+        task.status = event
+        self.store.save_tasks([task])
+        self.replan()
+        return task
+
+    def task(self, task_id: str) -> TaskRecord:
+        if task_id not in self.tasks:
+            raise FleetError("not_found", f"no task {task_id!r}")
+        return self.tasks[task_id]
+
+    # planning
+
+    def replan(self) -> Plan:
+        now = self.clock()
+        ready = [r for r in self.robots.values() if r.state == "available"]
+        carrying = {t.robot_id: t for t in self.tasks.values() if t.status == "picked_up"}
+        open_tasks = [t for t in self.tasks.values() if t.status in OPEN]
+        obstacles = [self.graph.index[r.node] for r in self.robots.values()
+                     if r.state != "available"]
+        result = plan(self.graph, self._requests(ready, carrying, now),
+                      [self._spec(t, now) for t in open_tasks], now_s=0.0, obstacles=obstacles)
+        on: dict[str, str] = {t: r for r, q in result.queues.items() for t in q}
+        changed = []
+        for task in open_tasks + list(carrying.values()):
+            before = task.model_dump()
+            if task.id in on:
+                task.status, task.robot_id, task.reason = "assigned", on[task.id], ""
+            elif task.status != "picked_up":
+                task.status, task.robot_id = "pending", ""
+                task.reason = result.unassigned.get(task.id, "no robot available")
+            task.planned_pickup = _at(now, result.pickups.get(task.id))
+            task.planned_dropoff = _at(now, result.dropoffs.get(task.id))
+            if task.model_dump() != before:
+                changed.append(task)
+        self.store.save_tasks(changed)
+        self.routes = {r: [(n, now + t) for n, t in wp] for r, wp in result.routes.items()}
+        self.queues = result.queues
+        self.version += 1
+        self.on_plan(self)
+        return result
+
+    def _requests(self, robots: list[RobotRecord], carrying: dict | None = None,
+                  now: float = 0.0) -> list[RobotReq]:
+        index = self.graph.index
+        return [RobotReq(r.id, index[r.node], index[r.home], r.speed_mps, r.payload_kg,
+                         frozenset(r.capabilities),
+                         carrying=to_task_req(self._spec(carrying[r.id], now), self.graph)
+                         if carrying and r.id in carrying else None)
+                for r in robots]
+
+    @staticmethod
+    def _spec(task: TaskRecord, now: float) -> Task:
+        release = max(0.0, task.earliest_start - now)
+        # an accepted task whose deadline has passed is still delivered, as soon as possible
+        deadline = None if task.deadline is None else max(task.deadline - now, release + 1e-3)
+        return Task(id=task.id, pickup=task.pickup, dropoff=task.dropoff,
+                    weight_kg=task.weight_kg, kind=task.kind, priority=task.priority,
+                    release_s=release, deadline_s=deadline)
+
+    def _robot(self, robot_id: str) -> RobotRecord:
+        if robot_id not in self.robots:
+            raise FleetError("not_found", f"no robot {robot_id!r}; register it first")
+        return self.robots[robot_id]
+
+    def _known(self, what: str, node: str) -> None:
+        if node not in self.graph.index:
+            raise FleetError("invalid", f"unknown {what} node {node!r}")
+
+
+def _at(now: float, offset: float | None) -> float | None:
+    return None if offset is None else now + offset
