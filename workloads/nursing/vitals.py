@@ -7,8 +7,9 @@ raised when the clinical risk climbs into an alerting band (low-medium, medium, 
 so a deteriorating patient raises one alert per escalation, not one per reading.
 
 One writer task takes what every stream and request submitted, scores it in order and
-commits it in one transaction (group commit); only then are the submitters answered and
-the alerts published. Nothing is acknowledged before it is durable.
+commits it in one transaction (group commit), scoring the next group while the last one
+is being committed; only after the commit are the submitters answered and the alerts
+published. Nothing is acknowledged before it is durable.
 """
 from __future__ import annotations
 
@@ -123,6 +124,21 @@ class AlertHub:
                 sub.overflowed = True
 
 
+@dataclasses.dataclass
+class _Group:
+    """Readings taken together, scored, waiting to be committed in one transaction."""
+    jobs: list[tuple[list[Reading], asyncio.Future]]
+    outcomes: list[Outcome]
+    rows: list[tuple]
+    alerts: list[Alert]
+
+
+def _fail(jobs: list[tuple[list[Reading], asyncio.Future]], err: Exception) -> None:
+    for _, future in jobs:
+        if not future.done():
+            future.set_exception(err)
+
+
 class VitalsPipeline:
     def __init__(self, repo: Repository, hub: AlertHub, max_age_s: float = 3600,
                  max_batch: int = 5000):
@@ -149,6 +165,7 @@ class VitalsPipeline:
         self._states.pop(patient_id, None)
 
     async def run(self) -> None:
+        committing: asyncio.Task | None = None
         while True:
             jobs = [await self._queue.get()]
             count = len(jobs[0][0])
@@ -156,20 +173,15 @@ class VitalsPipeline:
                 jobs.append(self._queue.get_nowait())
                 count += len(jobs[-1][0])
             try:
-                results = await self._commit([r for readings, _ in jobs for r in readings])
-            except Exception as err:  # the database refused: nobody is acknowledged
-                for _, future in jobs:
-                    if not future.done():
-                        future.set_exception(err)
+                group = await self._prepare(jobs)
+            except Exception as err:  # patient state could not be read: nobody is acknowledged
+                _fail(jobs, err)
                 continue
-            start = 0
-            for readings, future in jobs:
-                if not future.done():
-                    future.set_result(results[start:start + len(readings)])
-                start += len(readings)
-            for outcome in results:
-                if outcome.alert is not None:
-                    self.hub.publish(outcome.alert)
+            # this group was scored while the previous one was being committed; commits
+            # (and so acknowledgements) stay in submission order
+            if committing is not None:
+                await committing
+            committing = asyncio.create_task(self._commit(group))
 
     def _load(self, patient_ids: set[str]) -> None:
         for pid in patient_ids:
@@ -180,35 +192,43 @@ class VitalsPipeline:
             last = self.repo.last_scores([enc.id]).get(enc.id)
             self._states[pid] = _PatientState(enc, latest, last.result.risk if last else None)
 
-    async def _commit(self, readings: list[Reading]) -> list[Outcome]:
+    async def _prepare(self, jobs: list[tuple[list[Reading], asyncio.Future]]) -> _Group:
+        readings = [r for batch, _ in jobs for r in batch]
         missing = {r.patient_id for r in readings} - self._states.keys()
         if missing:
             await asyncio.to_thread(self._load, missing)
         now = time.time()
-        touched: set[str] = set()
-        outcomes, rows, alerts = [], [], []
+        group = _Group(jobs, [], [], [])
         for r in readings:
             outcome = self._apply(r, now)
-            outcomes.append(outcome)
+            group.outcomes.append(outcome)
             if outcome.error is None:
-                touched.add(r.patient_id)
-                rows.append(row_of(r, outcome, now))
+                group.rows.append(row_of(r, outcome, now))
                 if outcome.alert is not None:
-                    alerts.append(outcome.alert)
+                    group.alerts.append(outcome.alert)
+        return group
+
+    async def _commit(self, group: _Group) -> None:
         started = time.perf_counter()
         try:
-            await asyncio.to_thread(self.repo.write_readings, rows, alerts)
-        except BaseException:
-            for pid in touched:  # the cache ran ahead of the database: reload it next time
-                self.forget(pid)
-            raise
+            await asyncio.to_thread(self.repo.write_readings, group.rows, group.alerts)
+        except Exception as err:  # the database refused: nobody is acknowledged
+            # the cached state ran ahead of the database: rebuild it from what is stored
+            self._states.clear()
+            _fail(group.jobs, err)
+            return
         _commit_duration.record(time.perf_counter() - started)
-        _readings_counter.add(len(rows), {"outcome": "stored"})
-        if len(outcomes) > len(rows):
-            _readings_counter.add(len(outcomes) - len(rows), {"outcome": "rejected"})
-        for alert in alerts:
+        _readings_counter.add(len(group.rows), {"outcome": "stored"})
+        if len(group.outcomes) > len(group.rows):
+            _readings_counter.add(len(group.outcomes) - len(group.rows), {"outcome": "rejected"})
+        start = 0
+        for readings, future in group.jobs:
+            if not future.done():
+                future.set_result(group.outcomes[start:start + len(readings)])
+            start += len(readings)
+        for alert in group.alerts:
             _alerts_counter.add(1, {"risk": alert.risk})
-        return outcomes
+            self.hub.publish(alert)
 
     def _apply(self, r: Reading, now: float) -> Outcome:
         state = self._states.get(r.patient_id)
