@@ -1,0 +1,254 @@
+"""The dispatch service as a real process, driven by a real gRPC client (and its REST view)."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import grpc
+import httpx
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from medmec.workloads.dispatch.protos import dispatch_pb2 as pb
+
+
+def register(stub, rid, node, payload=20.0, caps=("medicine", "specimen"), speed=1.0):
+    return stub.RegisterRobot(pb.RegisterRobotRequest(
+        robot_id=rid, node=node, speed_mps=speed, payload_kg=payload, capabilities=caps,
+        battery_pct=90))
+
+
+def submit(stub, tid, pickup="pharmacy", dropoff="f1-room-a1w", **kw):
+    kw.setdefault("kind", "medicine")
+    kw.setdefault("weight_kg", 2.0)
+    return stub.SubmitTask(pb.SubmitTaskRequest(task_id=tid, pickup=pickup, dropoff=dropoff, **kw))
+
+
+def stamp(t: float) -> Timestamp:
+    ts = Timestamp()
+    ts.FromNanoseconds(int(t * 1e9))
+    return ts
+
+
+def eventually(check, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
+def as_plan(fleet: dict, hospital: dict, server) -> tuple[dict, dict]:
+    """The service's current routes as a scenario and plan for the independent validator."""
+    robots = [{"id": r["id"], "start": r["node"], "speed_mps": r["speed_mps"],
+               "payload_kg": r["payload_kg"], "capabilities": r["capabilities"]}
+              for r in fleet["robots"] if r["state"] == "available"]
+    tasks = [{"id": t["id"], "pickup": t["pickup"], "dropoff": t["dropoff"],
+              "weight_kg": t["weight_kg"], "kind": t["kind"]}
+             for t in fleet["tasks"] if t["status"] == "assigned"]
+    routes = [httpx.get(f"{server.http}/v1/robots/{r['id']}/route").json() for r in robots]
+    plan = {"assignments": [{"robot": r["robot"], "tasks": r["tasks"]} for r in routes],
+            "routes": [{"robot": r["robot"], "waypoints": r["waypoints"]} for r in routes],
+            "unassigned": []}
+    return {"map": hospital, "robots": robots, "tasks": tasks}, plan
+
+
+def test_tasks_are_assigned_and_routes_streamed_to_the_robots(dispatch_server, hospital,
+                                                             plan_problems):
+    server = dispatch_server()
+    stub = server.stub
+    register(stub, "amr-1", "f0-park-02a")
+    register(stub, "amr-2", "f2-park-09b")
+    stream = stub.StreamRoute(pb.StreamRouteRequest(robot_id="amr-1"), timeout=30)
+    first = next(stream)
+    assert [w.node for w in first.waypoints] == ["f0-park-02a"] and not first.task_ids
+
+    task = submit(stub, "insulin-1", "pharmacy", "f0-room-a1w",
+                  deadline=stamp(time.time() + 900))
+    assert task.status == pb.TASK_STATUS_ASSIGNED and task.robot_id == "amr-1"
+    assert task.planned_pickup.seconds < task.planned_dropoff.seconds
+    route = next(stream)
+    while "insulin-1" not in route.task_ids:
+        route = next(stream)
+    nodes = [w.node for w in route.waypoints]
+    assert nodes.index("pharmacy") < nodes.index("f0-room-a1w")
+    assert nodes[-1] == "f0-park-02a"  # home again afterwards
+    stream.cancel()
+
+    for i in range(6):
+        submit(stub, f"batch-{i}", "laboratory", f"f{i % 3}-room-b{1 + i % 3}e", kind="specimen")
+    scenario, plan = as_plan(server.fleet(), hospital, server)
+    assert len(scenario["tasks"]) == 7
+    assert plan_problems(scenario, plan) == []
+    assert {t.status for t in stub.ListTasks(pb.ListTasksRequest()).tasks} == \
+        {pb.TASK_STATUS_ASSIGNED}
+
+
+def test_bad_requests_get_a_clear_status_and_change_nothing(dispatch_server, hospital,
+                                                            tmp_path):
+    hospital["nodes"].append({"id": "island", "floor": 0, "x": 999.0, "y": 0.0})
+    island_map = tmp_path / "island.json"
+    island_map.write_text(json.dumps(hospital))
+    server = dispatch_server(island_map)
+    stub = server.stub
+    register(stub, "amr-1", "f0-park-02a", payload=10)
+
+    cases = [
+        (dict(dropoff="f7-room-x"), grpc.StatusCode.INVALID_ARGUMENT, "unknown dropoff node"),
+        (dict(weight_kg=80.0), grpc.StatusCode.FAILED_PRECONDITION, "80 kg"),
+        (dict(kind="linen"), grpc.StatusCode.FAILED_PRECONDITION, "'linen'"),
+        (dict(deadline=stamp(time.time() - 60)), grpc.StatusCode.INVALID_ARGUMENT, "past"),
+        (dict(dropoff="island"), grpc.StatusCode.FAILED_PRECONDITION, "disconnected"),
+        (dict(weight_kg=float("nan")), grpc.StatusCode.INVALID_ARGUMENT, "weight_kg"),
+    ]
+    for i, (fields, code, text) in enumerate(cases):
+        with pytest.raises(grpc.RpcError) as err:
+            submit(stub, f"bad-{i}", **fields)
+        assert err.value.code() == code, fields
+        assert text in err.value.details(), err.value.details()
+
+    with pytest.raises(grpc.RpcError) as err:
+        register(stub, "amr-2", "the-roof")
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as err:
+        stub.GetTask(pb.TaskRef(task_id="bad-0"))
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+
+    # nothing was stored, and the service still serves
+    assert server.fleet()["tasks"] == []
+    assert submit(stub, "good").status == pb.TASK_STATUS_ASSIGNED
+    with pytest.raises(grpc.RpcError) as err:
+        submit(stub, "good")
+    assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    missing = httpx.get(f"{server.http}/v1/robots/nobody/route")
+    assert missing.status_code == 404 and "nobody" in missing.json()["error"]
+
+
+def test_an_emergency_preempts_queued_normal_work(dispatch_server):
+    stub = dispatch_server().stub
+    register(stub, "amr-1", "f0-park-05a")
+    for i in range(3):
+        submit(stub, f"linen-{i}", "pharmacy", f"f1-room-c{i + 1}w")
+    urgent = submit(stub, "blood", "laboratory", "f2-room-d3e", kind="specimen",
+                    priority=pb.PRIORITY_EMERGENCY)
+    robot = stub.Heartbeat(pb.HeartbeatRequest(robot_id="amr-1", node="f0-park-05a",
+                                               battery_pct=80))
+    assert urgent.robot_id == "amr-1"
+    assert robot.task_ids[0] == "blood"
+    assert sorted(robot.task_ids[1:]) == ["linen-0", "linen-1", "linen-2"]
+
+
+def test_a_faulted_robot_hands_its_queue_to_another(dispatch_server):
+    server = dispatch_server()
+    stub = server.stub
+    register(stub, "amr-1", "f0-park-03a")
+    register(stub, "amr-2", "f2-park-10b")
+    near = submit(stub, "near-1", "pharmacy", "f0-room-a1w")
+    cargo = submit(stub, "cargo", "kitchen", "f0-room-b1e")
+    assert near.robot_id == "amr-1"
+    on_board = cargo.robot_id
+    stub.ReportTaskEvent(pb.TaskEventRequest(robot_id=on_board, task_id="cargo",
+                                             event=pb.TASK_EVENT_PICKED_UP))
+    with pytest.raises(grpc.RpcError) as err:  # delivered needs picked up first
+        stub.ReportTaskEvent(pb.TaskEventRequest(robot_id="amr-2", task_id="near-1",
+                                                 event=pb.TASK_EVENT_DELIVERED))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+    robot = stub.Heartbeat(pb.HeartbeatRequest(robot_id="amr-1", node="f0-corridor-07",
+                                               battery_pct=50, fault=True,
+                                               fault_message="wheel motor"))
+    assert robot.state == pb.ROBOT_STATE_FAULT
+    moved = stub.GetTask(pb.TaskRef(task_id="near-1"))
+    assert moved.status == pb.TASK_STATUS_ASSIGNED and moved.robot_id == "amr-2"
+    if on_board == "amr-1":
+        lost = stub.GetTask(pb.TaskRef(task_id="cargo"))
+        assert lost.status == pb.TASK_STATUS_FAILED and "recover" in lost.reason
+    # the faulted robot stands in a corridor: amr-2's route does not pass through it
+    route = httpx.get(f"{server.http}/v1/robots/amr-2/route").json()
+    assert "f0-corridor-07" not in [w["node"] for w in route["waypoints"]]
+
+
+def test_a_silent_robot_goes_offline_and_its_tasks_move(dispatch_server):
+    server = dispatch_server(heartbeat_timeout_s=2.0)
+    stub = server.stub
+    register(stub, "amr-1", "f0-park-03a")
+    register(stub, "amr-2", "f2-park-10b")
+    assert submit(stub, "near-1", "pharmacy", "f0-room-a1w").robot_id == "amr-1"
+    alive = threading.Event()
+
+    def beat():  # amr-2 keeps heart-beating, amr-1 stays silent
+        while not alive.wait(0.5):
+            stub.Heartbeat(pb.HeartbeatRequest(robot_id="amr-2", node="f2-park-10b",
+                                               battery_pct=70))
+
+    beating = threading.Thread(target=beat)
+    beating.start()
+    try:
+        moved = eventually(lambda: stub.GetTask(pb.TaskRef(task_id="near-1")).robot_id == "amr-2")
+    finally:
+        alive.set()
+        beating.join()
+    assert moved
+    states = {r["id"]: r["state"] for r in server.fleet()["robots"]}
+    assert states == {"amr-1": "offline", "amr-2": "available"}
+
+
+def test_a_blocked_corridor_is_avoided_from_then_on(dispatch_server):
+    server = dispatch_server()
+    stub = server.stub
+    register(stub, "amr-1", "f0-park-00a")
+    submit(stub, "t1", "pharmacy", "laundry")
+
+    def corridor_used():
+        wp = httpx.get(f"{server.http}/v1/robots/amr-1/route").json()["waypoints"]
+        pairs = {frozenset((a["node"], b["node"])) for a, b in zip(wp, wp[1:])}
+        return frozenset(("f0-corridor-05", "f0-corridor-06")) in pairs
+
+    assert corridor_used()
+    reply = stub.ReportBlockedCorridor(pb.BlockedCorridorRequest(
+        robot_id="amr-1", from_node="f0-corridor-06", to_node="f0-corridor-05"))
+    assert [(c.from_node, c.to_node) for c in reply.blocked] == \
+        [("f0-corridor-05", "f0-corridor-06")]
+    assert not corridor_used()
+    task = stub.GetTask(pb.TaskRef(task_id="t1"))
+    assert task.status == pb.TASK_STATUS_ASSIGNED  # a detour upstairs by the lifts
+    with pytest.raises(grpc.RpcError) as err:
+        stub.ReportBlockedCorridor(pb.BlockedCorridorRequest(from_node="pharmacy",
+                                                             to_node="laundry"))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    stub.ClearBlockedCorridor(pb.BlockedCorridorRequest(from_node="f0-corridor-05",
+                                                        to_node="f0-corridor-06"))
+    assert corridor_used()
+
+
+def test_state_survives_a_crash_and_a_restart(dispatch_server):
+    server = dispatch_server()
+    stub = server.stub
+    register(stub, "amr-1", "f0-park-03a")
+    register(stub, "amr-2", "f1-park-07b", caps=("linen",), payload=40)
+    submit(stub, "insulin", "pharmacy", "f0-room-a1w", priority=pb.PRIORITY_HIGH,
+           deadline=stamp(time.time() + 3600))
+    submit(stub, "sheets", "laundry", "f1-room-c2e", kind="linen", weight_kg=30)
+    stub.ReportTaskEvent(pb.TaskEventRequest(robot_id="amr-2", task_id="sheets",
+                                             event=pb.TASK_EVENT_PICKED_UP))
+    stub.ReportBlockedCorridor(pb.BlockedCorridorRequest(from_node="f0-corridor-01",
+                                                         to_node="f0-corridor-02"))
+    stub.CancelTask(pb.TaskRef(task_id="insulin"))
+    submit(stub, "morphine", "pharmacy", "f0-room-b2w")
+    before = server.fleet()
+
+    server.stop(kill=True)
+    server.start()
+    after = server.fleet()
+    assert after["blocked_corridors"] == before["blocked_corridors"] != []
+    status = {t["id"]: (t["status"], t["robot_id"]) for t in after["tasks"]}
+    assert status == {"insulin": ("cancelled", ""), "sheets": ("picked_up", "amr-2"),
+                      "morphine": ("assigned", "amr-1")}
+    assert {r["id"]: r["capabilities"] for r in after["robots"]} == \
+        {"amr-1": ["medicine", "specimen"], "amr-2": ["linen"]}
+    # the restarted service carries on: the on-board task can be delivered
+    done = server.stub.ReportTaskEvent(pb.TaskEventRequest(
+        robot_id="amr-2", task_id="sheets", event=pb.TASK_EVENT_DELIVERED))
+    assert done.status == pb.TASK_STATUS_DELIVERED
