@@ -97,9 +97,15 @@ def test_crd_chart_without_keep_or_kopf_peering():
 
 
 def test_priority_classes_are_the_operators():
+    """Same objects as the operator's, so neither rewrites what the other made."""
+    from medmec.operator import render_slice
     docs = template()
-    classes = {d["metadata"]["name"]: d["value"] for d in by_kind(docs, "PriorityClass")}
-    assert classes == {meta.priority_class_name(p): v for p, v in meta.PRIORITIES.items()}
+    classes = {d["metadata"]["name"]: d for d in by_kind(docs, "PriorityClass")}
+    assert set(classes) == {meta.priority_class_name(p) for p in meta.PRIORITIES}
+    for priority in meta.PRIORITIES:
+        ours, operators = classes[meta.priority_class_name(priority)], render_slice.priority_class(priority)
+        for field in ("value", "globalDefault", "preemptionPolicy", "description"):
+            assert ours[field] == operators[field], field
 
 
 def test_hospital_resources_are_rendered_and_kept():
