@@ -242,8 +242,12 @@ def create_app(ctx: Context) -> FastAPI:
         ctx.authorize(p, READ)
         await visible_encounter(p, patient)
         rows = await ctx.db(ctx.repo.observations, patient, count)
-        return fhir_codec.bundle([fhir_codec.observation_to_fhir(
-            {**r, "id": observation_id(r["source"], r["reading_id"])}) for r in rows if p.may_access(r["ward"])])
+
+        def build() -> dict:
+            return fhir_codec.bundle([
+                fhir_codec.observation_to_fhir({**r, "id": observation_id(r["source"], r["reading_id"])})
+                for r in rows if p.may_access(r["ward"])])
+        return await asyncio.to_thread(build)  # thousands of resources: keep the loop free
 
     # -- medication ----------------------------------------------------------------------
     @app.post("/fhir/MedicationRequest", status_code=201, tags=["fhir"])
