@@ -29,7 +29,8 @@ def register(commands, serve) -> None:
     p.add_argument("--ward", action="append", required=True, dest="wards", metavar="ID",
                    help="a ward this service serves (repeatable)")
     p.add_argument("--tokens-file", type=Path, default=Path("/etc/medmec/tokens/tokens.json"),
-                   help="bearer tokens and their role and ward (JSON; see tokens.py)")
+                   help="bearer tokens with their role and ward (JSON; format in the "
+                        "nursing README)")
     p.add_argument("--dose-window-minutes", type=float, default=30,
                    help="a dose may be given this long before or after its time (default 30)")
     p.add_argument("--vitals-max-age-minutes", type=float, default=60,
@@ -62,6 +63,10 @@ def _serve(args) -> int:
     from medmec.workloads.nursing.tokens import TokensError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if args.dose_window_minutes <= 0 or args.vitals_max_age_minutes <= 0:
+        print("error: --dose-window-minutes and --vitals-max-age-minutes must be positive",
+              file=sys.stderr)
+        return 2
     try:
         url = database_url(args.database, args.database_env)
         asyncio.run(serve(host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
