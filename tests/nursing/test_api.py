@@ -274,9 +274,12 @@ def test_unknown_patient_is_a_404(http, h):
     problem(http.post("/fhir/Observation", headers=h.auth("nurse-a"),
                       json=h.vitals_resource(str(uuid.uuid4()), pulse=80)), 404)
     problem(http.get(f"/fhir/Patient/{uuid.uuid4()}", headers=h.auth("nurse-a")), 404)
-    problem(http.post("/wards/ward-a/administrations", headers=h.auth("nurse-a"), json={
+    problem(http.post("/wards/ward-b/administrations", headers=h.auth("nurse-b"), json={
         "order_id": "nope", "wristband": "x", "drug_barcode": "1", "dose_value": 1,
         "dose_unit": "mg", "route_code": "1"}), 404)
+    [entry] = [e for e in http.get("/wards/ward-b/audit", headers=h.auth("dr-b")).json()["entries"]
+               if e["order_id"] == "nope"]
+    assert (entry["outcome"], entry["actor"]) == ("refused", "nurse-b")  # refusals are audited
 
 
 # -- FHIR exchange ----------------------------------------------------------------------

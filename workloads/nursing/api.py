@@ -283,10 +283,14 @@ def create_app(ctx: Context) -> FastAPI:
         p = await who(authorization)
         ctx.authorize(p, ADMINISTER, ward)
         serves(ward)
+        now = time.time()
         found = await ctx.db(ctx.repo.order, body.order_id)
         if found is None or found.ward != ward:
+            await ctx.db(ctx.repo.audit, {
+                "at": now, "ward": ward, "actor": p.subject, "action": "administer",
+                "outcome": "refused", "order_id": body.order_id,
+                "detail": json.dumps({"reason": "no such medication order in this ward"})})
             raise Problem(404, "Unknown order", "no such medication order in this ward")
-        now = time.time()
         scanned = await ctx.db(ctx.repo.encounter_by_wristband, body.wristband)
         decision = five_rights.check(
             found, five_rights.Scan(scanned, body.drug_barcode, body.dose_value, body.dose_unit,
