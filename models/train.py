@@ -24,6 +24,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from skl2onnx import to_onnx
+from threadpoolctl import threadpool_limits
 
 from medmec.workloads.inference import imaging_cnn
 from medmec.workloads.modelstore import modelcard
@@ -192,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also write the untrained imaging CNN into the model cache")
     args = parser.parse_args(argv)
     for recipe in RECIPES:
-        m = train(recipe, args.out)["metrics"]
+        # one BLAS thread: multithreaded sums may round differently from run to run
+        with threadpool_limits(1):
+            m = train(recipe, args.out)["metrics"]
         print(f"{recipe.name}:{recipe.version}  accuracy {m['accuracy']:.4f}  "
               f"sensitivity {m['sensitivity']:.4f}  specificity {m['specificity']:.4f}  "
               f"AUROC {m['auroc']:.4f}")
