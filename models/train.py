@@ -4,8 +4,9 @@ and write each version's folder: model.onnx, card.md, metadata.json.
     python models/train.py            # writes models/<name>/<version>/ (committed)
     python models/train.py --imaging  # also the untrained imaging CNN, into the cache
 
-Everything is seeded, so a rerun writes the same bytes. Every number in a card is measured
-here, by running the exported ONNX file with ONNX Runtime on the held-out split.
+Everything is seeded, so a rerun writes the same cards and metadata and models that answer
+the same (byte for byte unless a BLAS kernel rounds a last bit differently). Every number in a
+card is measured here, by running the exported ONNX file with ONNX Runtime on the held-out split.
 """
 from __future__ import annotations
 
