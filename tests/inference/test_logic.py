@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -73,3 +75,12 @@ def test_model_version_must_be_a_positive_integer():
     args = parser.parse_args(["--model-dir", "/m", "--model", "x", "--version", "v1"])
     with pytest.raises(ValidationError, match="positive integer"):
         ServerSettings.from_args(args)
+
+
+def test_the_command_refuses_inconsistent_flags_before_starting(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "medmec", "serve", "inference", "--model-dir", str(tmp_path),
+         "--model", "breast-cancer", "--version", "1", "--canary-percent", "10"],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "--canary-percent needs --canary-version" in result.stderr
