@@ -40,13 +40,34 @@ class Route:
     goal_times: list[float]             # when each goal was reached (pick-up, drop-off, ...)
 
 
+class _Intervals:
+    """Time intervals bucketed by time, so that finding the ones overlapping a short window
+    looks at a few buckets instead of every interval (traversals and rides are short)."""
+
+    BUCKET_S = 30.0
+
+    def __init__(self):
+        self._buckets: dict[int, list[tuple[float, float]]] = {}
+
+    def add(self, start: float, end: float) -> None:
+        for b in range(int(start // self.BUCKET_S), int(end // self.BUCKET_S) + 1):
+            self._buckets.setdefault(b, []).append((start, end))
+
+    def overlapping(self, start: float, end: float) -> set[tuple[float, float]]:
+        """Intervals (s, e) with s < end and start < e."""
+        found = set()
+        for b in range(int(start // self.BUCKET_S), int(end // self.BUCKET_S) + 1):
+            found.update(i for i in self._buckets.get(b, ()) if i[0] < end and start < i[1])
+        return found
+
+
 class ReservationTable:
     def __init__(self, graph: HospitalGraph):
         self.graph = graph
         self._stays: dict[int, list[tuple[float, float, str]]] = {}
         self._safe: dict[int, list[tuple[float, float]]] = {}
-        self._lanes: dict[tuple[int, int], list[tuple[float, float]]] = {}
-        self._lifts: dict[str, list[tuple[float, float]]] = {}
+        self._lanes: dict[tuple[int, int], _Intervals] = {}  # directed single-lane traversals
+        self._lifts: dict[str, _Intervals] = {}  # rides
 
     def hold(self, node: int, start: float, end: float, owner: str) -> None:
         self._stays.setdefault(node, []).append((start, end, owner))
@@ -83,24 +104,24 @@ class ReservationTable:
                 nxt, arrived = wp[i + 1]
                 move = self.graph.move(node, nxt)
                 if move.single_lane:
-                    self._lanes.setdefault((node, nxt), []).append((t, arrived))
+                    self._lanes.setdefault((node, nxt), _Intervals()).add(t, arrived)
                 if move.lift:
-                    self._lifts.setdefault(move.lift, []).append((t, arrived))
+                    self._lifts.setdefault(move.lift, _Intervals()).add(t, arrived)
 
     def earliest_departure(self, a: int, move: Move, duration: float, depart: float) -> float:
         """The first time >= `depart` at which `move` from `a` meets nobody head-on and
         finds room in its lift (the nodes at either end are the caller's to check)."""
+        lane = self._lanes.get((move.to, a)) if move.single_lane else None
+        lift = self._lifts.get(move.lift) if move.lift else None
         while True:
             bumped = depart
-            if move.single_lane:
-                for s, e in self._lanes.get((move.to, a), ()):
-                    if s < depart + duration + MARGIN_S and depart < e + MARGIN_S:
-                        bumped = max(bumped, e + MARGIN_S)
-            if move.lift:
-                riding = [e for s, e in self._lifts.get(move.lift, ())
-                          if s < depart + duration and depart < e]
+            if lane:
+                for _, e in lane.overlapping(depart - MARGIN_S, depart + duration + MARGIN_S):
+                    bumped = max(bumped, e + MARGIN_S)
+            if lift:
+                riding = lift.overlapping(depart, depart + duration)
                 if len(riding) >= self.graph.lift_capacity[move.lift]:
-                    bumped = max(bumped, min(riding))
+                    bumped = max(bumped, min(e for _, e in riding))
             if bumped == depart:
                 return depart
             depart = bumped
