@@ -9,8 +9,10 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where it is used, keeping `medmec --help` quick
+    import numpy as np
 
 MODEL_FILE = "model.onnx"
 CARD_FILE = "card.md"
@@ -31,6 +33,7 @@ def sha256_file(path: Path) -> str:
 
 def run_onnx(onnx_bytes: bytes, features: np.ndarray) -> np.ndarray:
     """Class probabilities from the exported model, exactly as the server computes them."""
+    import numpy as np
     import onnxruntime as ort
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     return session.run(["probabilities"], {"features": features.astype(np.float32)})[0]
