@@ -26,7 +26,7 @@ PRIORITY_WEIGHT = {"emergency": 100.0, "high": 10.0, "normal": 1.0}
 PRIORITY_BONUS = {"emergency": 1e5, "high": 120.0, "normal": 0.0}
 READY_SLACK_S = 60.0
 # waiting for a release costs less than travelling: the robot is idle, not moving
-IDLE_WEIGHT = 0.5
+IDLE_WEIGHT = 0.25
 _INFEASIBLE = 1e15
 
 
@@ -61,13 +61,13 @@ def can_carry(robot: RobotReq, task: TaskReq) -> bool:
 def assign(robots: list[RobotReq], tasks: list[TaskReq],
            times: Callable[[float], np.ndarray]) -> dict[str, list[TaskReq]]:
     """Queues of tasks per robot id. Tasks no robot can carry and reach are left out."""
-    queues: dict[str, list[TaskReq]] = {r.id: [] for r in robots}
+    queues: dict[str, list] = {r.id: [] for r in robots}
     if not robots:
         return queues
     pos = np.array([r.carrying.dropoff if r.carrying else r.node for r in robots])
     clock = np.array([r.ready_s + (times(r.speed_mps)[r.node, r.carrying.dropoff]
                                    if r.carrying else 0.0) for r in robots])
-    pool = np.arange(len(tasks))
+    pool = np.argsort([t.release_s for t in tasks], kind="stable")
     pick = np.array([t.pickup for t in tasks], dtype=int)
     drop = np.array([t.dropoff for t in tasks], dtype=int)
     release = np.array([t.release_s for t in tasks], dtype=float)
@@ -79,31 +79,43 @@ def assign(robots: list[RobotReq], tasks: list[TaskReq],
         tt = times(robot.speed_mps)
         capable[i] &= np.isfinite(tt[pick, drop]) & np.isfinite(tt[drop, robot.home])
     while pool.size:
-        p, d = pick[pool], drop[pool]
-        cost = np.full((len(robots), pool.size), _INFEASIBLE)
-        finish = np.zeros_like(cost)
-        for i, robot in enumerate(robots):
-            tt = times(robot.speed_mps)
-            fetch = tt[pos[i], p]
-            arrive = clock[i] + fetch
-            start = np.maximum(arrive, release[pool])
-            finish[i] = start + tt[p, d]
-            late = np.maximum(0.0, finish[i] - deadline[pool])
-            idle = start - arrive
-            c = (fetch + tt[p, d] + IDLE_WEIGHT * idle + weight[pool] * late
-                 - np.where(idle <= READY_SLACK_S, bonus[pool], 0.0))
-            ok = capable[i, pool] & np.isfinite(c)
-            cost[i, ok] = c[ok]
-        rows, cols = linear_sum_assignment(cost)
-        taken = [(r, c) for r, c in zip(rows, cols) if cost[r, c] < _INFEASIBLE]
+        taken = _round(robots, pool, pos, clock, queues, times, capable, pick, drop, release,
+                       deadline, weight, bonus)
         if not taken:
             break  # what is left, no robot can do
-        for r, c in taken:
-            queues[robots[r].id].append(tasks[pool[c]])
-            pos[r] = drop[pool[c]]
+        pool = pool[~np.isin(pool, taken)]
+    return {rid: [tasks[j] for j in q] for rid, q in queues.items()}
+
+
+def _round(robots, window, pos, clock, queues, times, capable, pick, drop, release, deadline,
+           weight, bonus) -> list[int]:
+    """One optimal assignment of the open tasks `window` to the robots, at most one each;
+    appends to the queues and moves each robot's position and clock on. Returns the tasks
+    taken."""
+    p, d = pick[window], drop[window]
+    cost = np.full((len(robots), window.size), _INFEASIBLE)
+    finish = np.zeros_like(cost)
+    for i, robot in enumerate(robots):
+        tt = times(robot.speed_mps)
+        fetch = tt[pos[i], p]
+        arrive = clock[i] + fetch
+        start = np.maximum(arrive, release[window])
+        finish[i] = start + tt[p, d]
+        late = np.maximum(0.0, finish[i] - deadline[window])
+        idle = start - arrive
+        c = (fetch + tt[p, d] + IDLE_WEIGHT * idle + weight[window] * late
+             - np.where(idle <= READY_SLACK_S, bonus[window], 0.0))
+        ok = capable[i, window] & np.isfinite(c)
+        cost[i, ok] = c[ok]
+    rows, cols = linear_sum_assignment(cost)
+    taken = []
+    for r, c in zip(rows, cols):
+        if cost[r, c] < _INFEASIBLE:
+            queues[robots[r].id].append(window[c])
+            pos[r] = drop[window[c]]
             clock[r] = finish[r, c]
-        pool = np.delete(pool, [c for _, c in taken])
-    return queues
+            taken.append(window[c])
+    return taken
 
 
 def distance_lower_bound(robots: list[RobotReq], tasks: list[TaskReq],
