@@ -171,12 +171,13 @@ def test_validate_accepts_the_overlays_and_refuses_bad_ones(chart_cluster, model
     overlays.rollback(deploy, "st-luke", "breast-cancer")
     overlays.promote(deploy, "st-luke", "breast-cancer", "9", "a" * 64, canary_percent=10)
     diabetes = overlay / "models/diabetes-risk.yaml"
-    diabetes.write_text(diabetes.read_text().replace("sha256: 64bc", "sha256: 00bc"))
+    real_sha = yaml.safe_load(diabetes.read_text())["spec"]["model"]["sha256"]
+    diabetes.write_text(diabetes.read_text().replace(real_sha, "ab" * 32))
     report = validate.validate_overlay(overlay, kc, model_store)
     assert len(report.problems) == 2, report
     assert "breast-cancer version 9 is not in the model store" in report.problems[0]
-    assert "diabetes-progression version 1 has sha256 64bc" in report.problems[1]
-    assert "but the overlay says 00bc" in report.problems[1]
+    assert f"diabetes-progression version 1 has sha256 {real_sha}" in report.problems[1]
+    assert f"but the overlay says {'ab' * 32}" in report.problems[1]
     # a dry-run stores nothing
     assert chart_cluster.kubectl("get", "eis", "breast-cancer-screening", "-n", "imaging",
                                  "--ignore-not-found", "-o", "name").stdout.strip() == ""
