@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import socket
 import time
 from collections import deque
@@ -29,8 +30,10 @@ async def _close(writer: asyncio.StreamWriter | None) -> None:
     if writer is None:
         return
     writer.close()
-    with contextlib.suppress(Exception):
-        await writer.wait_closed()
+    try:  # a close flushes first; a peer that stopped reading must not hold us up
+        await asyncio.wait_for(writer.wait_closed(), 1.0)
+    except Exception:
+        writer.transport.abort()
 
 
 async def upload_mbps(host: str, port: int, nbytes: int, max_s: float,
@@ -181,9 +184,11 @@ class LinkProbe:
     async def run(self) -> None:
         bursts = (asyncio.create_task(self._bursts()) if self.burst_bytes and self.burst_every_s
                   else None)
-        start = time.monotonic()
-        tick = 0
         try:
+            # a random phase, so that many probes started together do not ping in lockstep
+            await asyncio.sleep(random.uniform(0, self.interval_s))
+            start = time.monotonic()
+            tick = 0
             while True:
                 at = time.monotonic()
                 self.record(at, await self.ping())

@@ -1,0 +1,118 @@
+"""Benchmark: what slice QoS probing costs, and how many links one prober process can watch.
+
+Links are emulated on loopback: the reflector (`medmec serve qos-reflector`) behind a real
+Toxiproxy proxy. The probes run in this process, so its CPU time is the prober's.
+
+1. Overhead per slice and base station at the default settings of `medmec qos run` (a ping a
+   second, a burst of 0.2 s of the contract rate a minute): prober CPU, measured over a run
+   of many probes, and bandwidth: ping bytes counted on the wire (payload plus TCP/IPv4
+   headers, one segment each way) and burst bytes per table 5-1 bandwidth.
+2. Capacity: Toxiproxy adds a fixed latency; N probes (N slices on one base station) run
+   side by side for a while, and the prober's measurement error is how far its round trips
+   are from the configured latency plus the bare path's round trip (measured alone
+   first). The largest N with a median error under 1 ms is what one process can watch.
+"""
+from __future__ import annotations
+
+import asyncio
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from medmec.operator.profiles import PROFILES
+from medmec.workloads.qos import emulation
+from medmec.workloads.qos.assurance import ProbeSettings
+from medmec.workloads.qos.link import LinkProbe
+from medmec.workloads.qos.reflector import PING
+
+DEFAULT = ProbeSettings()
+LATENCY_MS = 20
+RUN_S = 15.0
+STEPS = [1, 50, 200, 500, 1000, 2000, 4000]
+TCP_IP_HEADERS = 20 + 32  # IPv4 + TCP with the timestamp option, as Linux sends by default
+
+
+async def run_probes(address, n: int, seconds: float, interval: float) -> tuple[list[float], float, int]:
+    """Round trips (ms) of n probes over `seconds`, this process's CPU seconds, pings sent."""
+    probes = [LinkProbe(*address, interval_s=interval, timeout_s=2.0, window_s=seconds + 60)
+              for _ in range(n)]
+    cpu = time.process_time()
+    tasks = [asyncio.create_task(p.run()) for p in probes]
+    await asyncio.sleep(seconds)
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    cpu = time.process_time() - cpu
+    samples = [s for p in probes for s in p.samples]
+    rtts = [s.rtt_ms for s in samples if s.rtt_ms is not None]
+    return rtts, cpu, len(samples)
+
+
+def percentile(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
+
+
+def main() -> int:
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows while it runs
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    steps = [n for n in STEPS if 2 * n + 50 < hard]
+    links = emulation.start(["gnb-bench"], Path(tempfile.mkdtemp(prefix="medmec-bench-qos-")))
+    address = links.links["gnb-bench"]
+    try:
+        bare, _, _ = asyncio.run(run_probes(address, 1, 5.0, 0.05))
+        bare_ms = statistics.median(bare)
+
+        # 1. overhead at the default interval
+        n_cost = 200
+        _, cpu, sent = asyncio.run(run_probes(address, n_cost, RUN_S, DEFAULT.interval_s))
+        cpu_per_probe = cpu / (n_cost * RUN_S)
+        ping_bits = 2 * (PING.size + TCP_IP_HEADERS) * 8 / DEFAULT.interval_s
+        print("QoS prober overhead per slice and base station (default: ping every "
+              f"{DEFAULT.interval_s:g} s, burst of {DEFAULT.burst_seconds_of_contract:g} s of the "
+              f"contract every {DEFAULT.burst_every_s:g} s); 2-core CPU")
+        print(f"  prober CPU: {cpu_per_probe * 100:.4f} % of one core "
+              f"({cpu * 1000 / max(sent, 1):.3f} ms CPU per ping, {n_cost} probes for {RUN_S:g} s)")
+        print(f"  ping traffic: {ping_bits / 1000:.2f} kbit/s "
+              f"({PING.size} B payload + {TCP_IP_HEADERS} B headers each way)")
+        print(f"  {'profile':<22}{'contract':>10}{'burst traffic':>16}{'ping+burst':>12}{'share of contract':>20}")
+        for name, qos in PROFILES.items():
+            rate = max(qos.uplinkMbps, qos.downlinkMbps)
+            burst_bits = 2 * rate * 1e6 * DEFAULT.burst_seconds_of_contract / DEFAULT.burst_every_s
+            total = burst_bits + ping_bits
+            print(f"  {name:<22}{rate:>6} Mbps{burst_bits / 1e3:>11.1f} kbit/s{total / 1e3:>8.1f} kbit/s"
+                  f"{total / (rate * 1e6) * 100:>19.3f} %")
+
+        # 2. capacity of one prober process
+        links.toxiproxy.add_latency("gnb-bench", LATENCY_MS)
+        print(f"\nProbes per prober process, Toxiproxy latency {LATENCY_MS} ms, bare path "
+              f"{bare_ms:.3f} ms, ping every {DEFAULT.interval_s:g} s, {RUN_S:g} s per step")
+        print(f"  {'probes':>7}{'pings':>8}{'lost':>6}{'median error':>14}{'p95 error':>11}"
+              f"{'p99 error':>11}{'prober CPU':>12}")
+        capacity = 0
+        for n in steps:
+            rtts, cpu, sent = asyncio.run(run_probes(address, n, RUN_S, DEFAULT.interval_s))
+            errors = [abs(r - LATENCY_MS - bare_ms) for r in rtts]
+            if not errors:
+                print(f"  {n:>7}: no answers")
+                break
+            median = statistics.median(errors)
+            print(f"  {n:>7}{sent:>8}{sent - len(rtts):>6}{median:>11.3f} ms{percentile(errors, 95):>8.3f} ms"
+                  f"{percentile(errors, 99):>8.3f} ms{cpu / RUN_S * 100:>10.1f} %")
+            if median < 1.0 and sent == len(rtts):
+                capacity = n
+            else:
+                break
+        print(f"  one prober process keeps its median error under 1 ms with {capacity} probes "
+              f"(slice x base station pairs) at the default interval"
+              + (" (the largest step tried)" if capacity == steps[-1] else ""))
+    finally:
+        links.stop()
+    return 0 if capacity else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
