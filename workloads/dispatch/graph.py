@@ -64,6 +64,16 @@ class HospitalGraph:
         for (a, _), move in sorted(best.items()):
             self.moves[a].append(move)
         self._times: dict[float, np.ndarray] = {}
+        self._moves_at: dict[float, list] = {}
+
+    def moves_at(self, speed_mps: float) -> list[list[tuple[Move, float, bool]]]:
+        """Per node: (move, its duration at `speed_mps`, whether it is a shared resource:
+        a single-lane corridor or a lift)."""
+        if speed_mps not in self._moves_at:
+            self._moves_at[speed_mps] = [
+                [(m, m.duration(speed_mps), m.single_lane or m.lift is not None) for m in ms]
+                for ms in self.moves]
+        return self._moves_at[speed_mps]
 
     def move(self, a: int, b: int) -> Move:
         return next(m for m in self.moves[a] if m.to == b)

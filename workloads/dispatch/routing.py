@@ -132,19 +132,6 @@ def _interval_at(free: list[tuple[float, float]], t: float) -> int | None:
     return k if k >= 0 and free[k][0] <= t <= free[k][1] else None
 
 
-def _first_ending_after(free: list[tuple[float, float]], t: float) -> int:
-    k = max(0, bisect.bisect_right(free, (t, INF)) - 1)
-    return k if free[k][1] >= t else k + 1
-
-
-def _departure(table: ReservationTable, node: int, move: Move, duration: float,
-               depart: float, arrive_by: float, leave_by: float) -> float | None:
-    depart = table.earliest_departure(node, move, duration, depart)
-    if depart > leave_by or depart + duration > arrive_by:
-        return None
-    return depart
-
-
 def plan_route(table: ReservationTable, speed_mps: float, start: int,
                start_s: float, goals: list[Goal]) -> Route | None:
     """A route from `start` through `goals` in order, parking at the last one for good;
@@ -189,7 +176,8 @@ def _leg(table: ReservationTable, speed_mps: float, to_goal: list[float], start:
          start_s: float, goal: Goal, park: bool, excluded: set):
     """SIPP A* for one leg: (moves with departure and arrival times, time the goal is done,
     the (node, interval) it ends in). `excluded` are end states known to be dead ends."""
-    graph = table.graph
+    moves = table.graph.moves_at(speed_mps)
+    safe = table._safe
     first = (start, k0)
     best = {first: start_s}
     parent: dict[tuple, tuple] = {}
@@ -200,7 +188,7 @@ def _leg(table: ReservationTable, speed_mps: float, to_goal: list[float], start:
         if t > best.get(state, INF):
             continue
         node, k = state
-        interval_end = table.safe_intervals(node)[k][1]
+        interval_end = (safe.get(node) or table.safe_intervals(node))[k][1]
         if node == goal.node:
             done = max(t, goal.not_before)
             fits = (interval_end == INF) if park else done <= interval_end
@@ -211,22 +199,30 @@ def _leg(table: ReservationTable, speed_mps: float, to_goal: list[float], start:
                     state, move, depart, arrive = parent[state]
                     steps.append((move, depart, arrive))
                 return steps[::-1], done, end
-        for move in graph.moves[node]:
-            duration = move.duration(speed_mps)
-            free = table.safe_intervals(move.to)
+        for move, duration, constrained in moves[node]:
+            v = move.to
+            free = safe.get(v) or table.safe_intervals(v)
             # only the intervals it can reach before it must leave `node`
-            for kv in range(_first_ending_after(free, t + duration), len(free)):
+            arrive_min = t + duration
+            kv = bisect.bisect_right(free, (arrive_min, INF)) - 1
+            if kv < 0 or free[kv][1] < arrive_min:
+                kv += 1
+            latest = interval_end + duration
+            while kv < len(free):
                 s, e = free[kv]
-                if s > interval_end + duration:
+                if s > latest:
                     break
-                depart = _departure(table, node, move, duration, max(t, s - duration), e,
-                                    interval_end)
-                if depart is None:
-                    continue
+                depart = t if s - duration < t else s - duration
+                if constrained:
+                    depart = table.earliest_departure(node, move, duration, depart)
+                    if depart > interval_end or depart + duration > e:
+                        kv += 1
+                        continue
                 arrive = depart + duration
-                nxt = (move.to, kv)
+                nxt = (v, kv)
                 if arrive < best.get(nxt, INF):
                     best[nxt] = arrive
                     parent[nxt] = (state, move, depart, arrive)
-                    heapq.heappush(heap, (arrive + to_goal[move.to], next(counter), arrive, nxt))
+                    heapq.heappush(heap, (arrive + to_goal[v], next(counter), arrive, nxt))
+                kv += 1
     return None
