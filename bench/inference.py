@@ -32,6 +32,9 @@ MODELS = Path(__file__).resolve().parents[1] / "models"
 CONCURRENCY = (1, 8, 32)
 # The same ONNX Runtime settings everywhere: its default thread pool (one thread per core).
 INTRA_OP_THREADS = 0
+# A short hold: under load the batch fills while the model is busy; at concurrency 1 every
+# request waits this long for company that never comes.
+QUEUE_DELAY_US = 500
 SERVER_ARGS = ["--max-batch-size", "32", "--intra-op-threads", str(INTRA_OP_THREADS)]
 IMAGING_BUDGET_MS = 500.0  # remote-imaging slice, end to end (design.md, table 5-1)
 
@@ -43,7 +46,6 @@ class Workload:
     name: str
     version: str
     case: np.ndarray  # one case, batch dimension included
-    max_queue_delay_us: int
 
 
 @dataclasses.dataclass
@@ -140,13 +142,13 @@ def workloads(selected: set[str]) -> list[Workload]:
     found = []
     if "tabular" in selected:
         case = load_breast_cancer().data[:1].astype(np.float32)
-        found.append(Workload("tabular", MODELS, "breast-cancer", "1", case, 500))
+        found.append(Workload("tabular", MODELS, "breast-cancer", "1", case))
     if "imaging" in selected:
         folder = imaging_cnn.ensure()
         case = np.random.default_rng(0).random((1, 3, imaging_cnn.SIZE, imaging_cnn.SIZE),
                                                dtype=np.float32)
         found.append(Workload("imaging", folder.parents[1], imaging_cnn.NAME, imaging_cnn.VERSION,
-                              case, 2000))
+                              case))
     return found
 
 
@@ -156,7 +158,7 @@ def measure(workload: Workload, duration: float, rounds: int, state: Path) -> di
     servers = {}
     try:
         for mode, extra in (("b", ["--no-dynamic-batching"]),
-                            ("c", ["--max-queue-delay-us", str(workload.max_queue_delay_us)])):
+                            ("c", ["--max-queue-delay-us", str(QUEUE_DELAY_US)])):
             servers[mode] = InferenceServer.start(
                 state, workload.model_dir, workload.name, workload.version,
                 [*SERVER_ARGS, *extra], name=f"bench-{workload.key}-{mode}")
