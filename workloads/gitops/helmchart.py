@@ -132,3 +132,29 @@ def service_account_kubeconfig(kubeconfig: str, out: Path, namespace: str = NAME
     out.write_text(yaml.safe_dump(config_doc, sort_keys=False))
     out.chmod(0o600)
     return out
+
+
+def operator_env(values_files: Sequence[Path | str] = (), set_values: dict | None = None
+                 ) -> dict[str, str]:
+    """The MEDMEC_OPERATOR_* variables the chart gives the operator container."""
+    [deployment] = [d for d in template(values_files, set_values) if d["kind"] == "Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e["value"] for e in container["env"]}
+
+
+def local_operator(kubeconfig: str, hospital: str, folder: Path,
+                   set_values: dict | None = None) -> tuple[list[str], dict[str, str]]:
+    """argv and environment to run `medmec operator run` here as the chart deploys it:
+    its settings, and the credentials of its ServiceAccount (so exactly its RBAC).
+
+    The liveness endpoint is moved to a free loopback port. Call after install_hospital."""
+    import sys
+
+    from medmec.netutil import free_port
+    folder.mkdir(parents=True, exist_ok=True)
+    sa_kubeconfig = service_account_kubeconfig(kubeconfig, folder / "operator.kubeconfig")
+    env = {**operator_env([hospital_values(hospital)], set_values),
+           "MEDMEC_OPERATOR_LIVENESS_HOST": "127.0.0.1",
+           "MEDMEC_OPERATOR_LIVENESS_PORT": str(free_port()),
+           "KUBECONFIG": str(sa_kubeconfig)}
+    return [sys.executable, "-m", "medmec", "operator", "run"], env

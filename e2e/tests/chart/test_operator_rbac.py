@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -13,7 +12,6 @@ import pytest
 import yaml
 
 from medmec import cli, processes
-from medmec.netutil import free_port
 from medmec.workloads.gitops import helmchart, overlays, validate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -48,14 +46,6 @@ def wait_for(what: str, check, proc: processes.Proc, timeout: float = 90.0):
     raise AssertionError(f"timed out waiting for {what}; operator log ends:\n{proc.log_tail(40)}")
 
 
-def operator_env(hospital: str) -> dict[str, str]:
-    """The MEDMEC_OPERATOR_* environment the chart gives the operator pod."""
-    [deployment] = [d for d in helmchart.template([helmchart.hospital_values(hospital)])
-                    if d["kind"] == "Deployment"]
-    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
-    return {e["name"]: e["value"] for e in env if e["name"] != "MEDMEC_OPERATOR_LIVENESS_PORT"}
-
-
 # st-luke: cluster-wide role; riverside: roles in its namespaces only
 @pytest.fixture(scope="module", params=["st-luke", "riverside"])
 def operator_as_service_account(request, chart_cluster, tmp_path_factory):
@@ -63,14 +53,10 @@ def operator_as_service_account(request, chart_cluster, tmp_path_factory):
     kc = chart_cluster.kubeconfig
     helmchart.install_hospital(kc, hospital)
     folder = tmp_path_factory.mktemp(f"operator-{hospital}")
-    sa_kubeconfig = helmchart.service_account_kubeconfig(kc, folder / "operator.kubeconfig")
-    env = {**chart_cluster.env, **operator_env(hospital), "KUBECONFIG": str(sa_kubeconfig)}
-    proc = processes.start(
-        "operator", [sys.executable, "-m", "medmec", "operator", "run",
-                     "--liveness-host", "127.0.0.1", "--liveness-port", str(free_port())],
-        folder / "operator.log", env=env)
+    argv, env = helmchart.local_operator(kc, hospital, folder)
+    proc = processes.start("operator", argv, folder / "operator.log", env={**chart_cluster.env, **env})
     try:
-        yield hospital, proc, sa_kubeconfig
+        yield hospital, proc, env["KUBECONFIG"]
     finally:
         proc.stop()
 
