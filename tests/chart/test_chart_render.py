@@ -230,3 +230,17 @@ def test_chart_cli_needs_a_cluster_and_a_known_hospital(monkeypatch, capsys, tmp
     assert cli.main(["chart", "install", "--hospital", "nowhere"]) == 1
     err = capsys.readouterr().err
     assert "no values file for hospital 'nowhere'" in err and "riverside, st-luke" in err
+
+
+def test_packaged_crd_chart_carries_the_crd_files_not_links(tmp_path):
+    """files/crds is a link to crds/; `helm package` must put the files themselves in the archive."""
+    import tarfile
+    helmchart.helm(["package", str(helmchart.CRDS_CHART), "-d", str(tmp_path)])
+    [archive] = tmp_path.glob("medmec-crds-*.tgz")
+    with tarfile.open(archive) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    crd_files = sorted(n for n in members if n.startswith("medmec-crds/files/crds/"))
+    assert crd_files == sorted(f"medmec-crds/files/crds/{p.name}" for p in (REPO / "crds").glob("*.yaml"))
+    assert all(members[n].isfile() for n in crd_files)
+    docs = template(chart=archive, release="medmec-crds")
+    assert {d["metadata"]["name"] for d in docs} == {s["metadata"]["name"] for s in _source_crds()}
