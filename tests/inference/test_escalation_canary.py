@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 
 import numpy as np
 import onnxruntime as ort
@@ -91,6 +92,12 @@ def test_low_confidence_cases_are_decided_by_the_larger_model_and_kept(edge_serv
                 assert np.allclose(answer["probabilities"][k], edge[version][i], atol=1e-5)
             assert np.isclose(answer["confidence"][k, 0], answer["probabilities"][k].max())
     assert 10 <= len(escalated_rows) < len(x_test)
+
+    metrics = urllib.request.urlopen(
+        f"http://127.0.0.1:{edge_server.metrics_port}/metrics", timeout=5).read().decode()
+    counted = [line for line in metrics.splitlines() if line.startswith(
+        'medmec_inference_escalations_total{model="breast-cancer",outcome="escalated"}')]
+    assert counted and float(counted[0].split()[-1]) >= len(escalated_rows)
 
     deadline = time.monotonic() + 15
     while len(_hard_examples(model_store)) - len(before) < len(escalated_rows):
