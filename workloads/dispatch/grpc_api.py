@@ -67,13 +67,14 @@ def route_pb(fleet: Fleet, robot_id: str) -> pb.Route:
 
 
 class RouteFeed:
-    """Wakes the route streams after every re-plan (called on the event loop's thread)."""
+    """Wakes the route streams after every re-plan; `notify` may be called from any thread."""
 
-    def __init__(self):
+    def __init__(self, loop: asyncio.AbstractEventLoop):
+        self._loop = loop
         self._changed = asyncio.Condition()
 
     def notify(self, _fleet: Fleet) -> None:
-        asyncio.get_running_loop().create_task(self._notify())
+        asyncio.run_coroutine_threadsafe(self._notify(), self._loop)
 
     async def _notify(self) -> None:
         async with self._changed:
@@ -85,14 +86,19 @@ class RouteFeed:
 
 
 class DispatchServicer(dispatch_pb2_grpc.DispatchServicer):
-    def __init__(self, fleet: Fleet, feed: RouteFeed):
+    """Fleet calls run one at a time (`lock`) in a worker thread, so that a long re-plan
+    does not stall the event loop: route streams and the readiness probe stay answered."""
+
+    def __init__(self, fleet: Fleet, feed: RouteFeed, lock: asyncio.Lock):
         self.fleet = fleet
         self.feed = feed
+        self.lock = lock
 
     async def _call(self, context, name: str, fn, *args):
         with tracer.start_as_current_span(f"dispatch.{name}") as span:
             try:
-                return fn(*args)
+                async with self.lock:
+                    return await asyncio.to_thread(fn, *args)
             except FleetError as err:
                 span.set_attribute("error.type", err.code)
                 await context.abort(_CODES[err.code], str(err))
@@ -150,8 +156,9 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServicer):
 
     async def ListTasks(self, request, context):
         wanted = _STATUS.get(request.status)
-        return pb.ListTasksResponse(tasks=[task_pb(t) for t in self.fleet.tasks.values()
-                                           if wanted is None or t.status == wanted])
+        async with self.lock:
+            return pb.ListTasksResponse(tasks=[task_pb(t) for t in self.fleet.tasks.values()
+                                               if wanted is None or t.status == wanted])
 
     async def StreamRoute(self, request, context):
         if request.robot_id not in self.fleet.robots:

@@ -38,7 +38,7 @@ def fleet_view(fleet: Fleet) -> dict:
     }
 
 
-def rest_app(fleet: Fleet) -> web.Application:
+def rest_app(fleet: Fleet, lock: asyncio.Lock) -> web.Application:
     def error(status: int, message: str) -> web.Response:
         return web.json_response({"error": message}, status=status)
 
@@ -46,20 +46,23 @@ def rest_app(fleet: Fleet) -> web.Application:
         return web.json_response({"status": "ok", "plan_version": fleet.version})
 
     async def view(_request):
-        return web.json_response(fleet_view(fleet))
+        async with lock:
+            return web.json_response(fleet_view(fleet))
 
     async def route(request):
         robot_id = request.match_info["robot"]
         if robot_id not in fleet.robots:
             return error(404, f"no robot {robot_id!r}")
-        return web.json_response({
-            "robot": robot_id, "plan_version": fleet.version,
-            "tasks": fleet.queues.get(robot_id, []),
-            "waypoints": [{"node": n, "t": t} for n, t in fleet.routes.get(robot_id, [])]})
+        async with lock:
+            return web.json_response({
+                "robot": robot_id, "plan_version": fleet.version,
+                "tasks": fleet.queues.get(robot_id, []),
+                "waypoints": [{"node": n, "t": t} for n, t in fleet.routes.get(robot_id, [])]})
 
     async def task(request):
         try:
-            return web.json_response(fleet.task(request.match_info["task"]).model_dump())
+            async with lock:
+                return web.json_response(fleet.task(request.match_info["task"]).model_dump())
         except FleetError as err:
             return error(404, str(err))
 
@@ -77,7 +80,8 @@ async def serve(*, host: str, grpc_port: int, http_port: int, map_path: Path,
     meter = metrics.get_meter("medmec.dispatch")
     replans = meter.create_counter("dispatch.replans", description="fleet re-plans")
     plan_seconds = meter.create_histogram("dispatch.plan.duration", unit="s")
-    feed = RouteFeed()
+    feed = RouteFeed(asyncio.get_running_loop())
+    lock = asyncio.Lock()  # one fleet change at a time; readers see a whole one
     store = Store(state_dir)
 
     def on_plan(fleet: Fleet) -> None:
@@ -92,11 +96,12 @@ async def serve(*, host: str, grpc_port: int, http_port: int, map_path: Path,
              state_dir)
 
     grpc_server = grpc.aio.server()
-    dispatch_pb2_grpc.add_DispatchServicer_to_server(DispatchServicer(fleet, feed), grpc_server)
+    dispatch_pb2_grpc.add_DispatchServicer_to_server(DispatchServicer(fleet, feed, lock),
+                                                     grpc_server)
     if grpc_server.add_insecure_port(f"{host}:{grpc_port}") == 0:
         raise OSError(f"cannot listen for gRPC on {host}:{grpc_port}")
     await grpc_server.start()
-    runner = web.AppRunner(rest_app(fleet))
+    runner = web.AppRunner(rest_app(fleet, lock))
     await runner.setup()
     await web.TCPSite(runner, host, http_port).start()
     log.info("dispatch serving gRPC on %s:%d, REST on %s:%d", host, grpc_port, host, http_port)
@@ -109,7 +114,9 @@ async def serve(*, host: str, grpc_port: int, http_port: int, map_path: Path,
     async def watch_heartbeats():
         while True:
             await asyncio.sleep(min(1.0, heartbeat_timeout_s / 4))
-            for robot_id in fleet.expire():
+            async with lock:
+                silent = await asyncio.to_thread(fleet.expire)
+            for robot_id in silent:
                 log.warning("robot %s stopped heart-beating; its tasks were re-planned", robot_id)
 
     watcher = asyncio.create_task(watch_heartbeats())
