@@ -4,7 +4,6 @@ import socket
 import subprocess
 import sys
 
-import pytest
 
 from medmec.operator.profiles import PROFILES
 from medmec.workloads.qos import budget, link

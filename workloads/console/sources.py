@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
-import logging
 
 import httpx
 from kubernetes import client
@@ -16,7 +15,6 @@ from medmec.workloads.qos.triton_metrics import fetch_p99_ms
 
 from . import view
 
-log = logging.getLogger(__name__)
 
 # the dispatcher's REST view of fleet state: {"robots": [{"id", "node", "state", ...}], "tasks": [...]}
 DISPATCH_FLEET_PATH = "/fleet"

@@ -43,6 +43,7 @@ def browser() -> Iterator:
         context = p.chromium.launch_persistent_context(
             profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
             viewport={"width": 1400, "height": 1000})
+        context.set_default_timeout(60_000)  # two busy cores: Chromium can be slow to paint
         try:
             yield context
         finally:

@@ -5,7 +5,6 @@ Screenshots go to test-artifacts/console/."""
 from __future__ import annotations
 
 import datetime
-import json
 import sys
 import time
 
