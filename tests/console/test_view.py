@@ -74,11 +74,16 @@ def test_fleet_uses_live_positions_and_falls_back_to_home():
     assert [(r["id"], r["node"], r["x"], r["state"]) for r in offline["robots"]] == [
         ("amr-1", "pharmacy", 0, "unknown"), ("amr-2", "lab", 20, "unknown")]
     assert offline["live"] is False
-    live = view.fleet(crf, hospital_map, {"robots": [{"id": "amr-1", "node": "lab", "state": "moving",
-                                                     "battery": 80}],
-                                          "tasks": [{"id": "t1", "kind": "medicine", "robot": "amr-1"}]})
-    assert live["robots"][0]["node"] == "lab" and live["robots"][0]["battery"] == 80
-    assert live["tasks"][0]["kind"] == "medicine" and live["live"] is True
+    live = view.fleet(crf, hospital_map, {
+        "robots": [{"id": "amr-1", "node": "lab", "state": "available", "battery_pct": 80.0,
+                    "queue": ["t1"]}],
+        "tasks": [{"id": "t1", "kind": "medicine", "priority": "high", "pickup": "pharmacy",
+                   "dropoff": "lab", "status": "assigned", "robot_id": "amr-1"},
+                  {"id": "t0", "kind": "meals", "status": "delivered", "robot_id": "amr-2"}]})
+    amr1 = live["robots"][0]
+    assert (amr1["node"], amr1["x"], amr1["battery"], amr1["queue"]) == ("lab", 20, 80.0, ["t1"])
+    assert [(t["id"], t["robot"], t["state"]) for t in live["tasks"]] == [("t1", "amr-1", "assigned")]
+    assert live["live"] is True
 
 
 def test_history_adds_one_point_per_probe_round():

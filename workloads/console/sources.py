@@ -16,8 +16,8 @@ from medmec.workloads.qos.triton_metrics import fetch_p99_ms
 from . import view
 
 
-# the dispatcher's REST view of fleet state: {"robots": [{"id", "node", "state", ...}], "tasks": [...]}
-DISPATCH_FLEET_PATH = "/fleet"
+# the dispatcher's REST view of fleet state (workloads/dispatch/server.py)
+DISPATCH_FLEET_PATH = "/v1/fleet"
 
 
 class Sources:

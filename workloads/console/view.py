@@ -108,22 +108,27 @@ def _map_nodes(hospital_map: Mapping | None) -> dict[str, dict]:
     return {n["id"]: n for n in (hospital_map or {}).get("nodes", [])}
 
 
+# tasks still in the queue, in the dispatcher's task states
+OPEN_TASKS = ("pending", "assigned", "picked_up")
+
+
 def fleet(crf: Mapping, hospital_map: Mapping | None, dispatch: Mapping | None) -> dict:
-    """Robots on the floor map and the task queue. Positions come from the dispatcher's view;
-    without it, robots are shown at their home node with state unknown."""
+    """Robots on the floor map and the task queue, from the dispatcher's fleet view
+    (GET /v1/fleet); without it, robots are shown at their home node with state unknown."""
     nodes = _map_nodes(hospital_map)
     live = {r.get("id"): r for r in (dispatch or {}).get("robots", [])}
     robots = []
     for r in crf["spec"].get("robots", []):
         seen = live.get(r["id"], {})
-        node = seen.get("node") or seen.get("position", {}).get("node") or r.get("home")
+        node = seen.get("node") or r.get("home")
         where = nodes.get(node, {})
-        robots.append({"id": r["id"], "node": node, "x": seen.get("x", where.get("x")),
-                       "y": seen.get("y", where.get("y")), "floor": where.get("floor"),
-                       "state": seen.get("state", "unknown"), "battery": seen.get("battery")})
-    tasks = [{k: t.get(k) for k in ("id", "kind", "priority", "pickup", "dropoff", "robot", "state",
-                                   "deadline")}
-             for t in (dispatch or {}).get("tasks", [])]
+        robots.append({"id": r["id"], "node": node, "x": where.get("x"), "y": where.get("y"),
+                       "floor": where.get("floor"), "state": seen.get("state", "unknown"),
+                       "battery": seen.get("battery_pct"), "queue": seen.get("queue", [])})
+    tasks = [{"id": t.get("id"), "kind": t.get("kind"), "priority": t.get("priority"),
+              "pickup": t.get("pickup"), "dropoff": t.get("dropoff"),
+              "robot": t.get("robot_id") or "", "state": t.get("status")}
+             for t in (dispatch or {}).get("tasks", []) if t.get("status") in OPEN_TASKS]
     return {"namespace": crf["metadata"]["namespace"], "name": crf["metadata"]["name"],
             "map": {"nodes": list(nodes.values()), "edges": (hospital_map or {}).get("edges", []),
                     "lifts": (hospital_map or {}).get("lifts", [])},

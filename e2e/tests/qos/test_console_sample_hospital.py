@@ -8,12 +8,15 @@ import datetime
 import sys
 import time
 
+import grpc
 import httpx
 import pytest
+import yaml
 
-from medmec import processes
+from medmec import netutil, processes
 from medmec.operator import devtools
 from medmec.workloads.console import testing
+from medmec.workloads.dispatch.protos import dispatch_pb2 as dpb, dispatch_pb2_grpc
 from medmec.workloads.nursing.local_service import LocalNursingService
 from medmec.workloads.qos import emulation
 
@@ -62,6 +65,32 @@ def raise_alert(url: str) -> str:
     return pid
 
 
+def start_dispatch(workdir) -> tuple[processes.Proc, str]:
+    """The real dispatcher on the sample hospital's map, with robot amr-01 away from home at
+    the lab and one queued delivery."""
+    sample = next(d for d in yaml.safe_load_all((devtools.SAMPLES_DIR / "40-robots.yaml").read_text())
+                  if d["kind"] == "ConfigMap")
+    (workdir / "map.json").write_text(sample["data"]["map.json"])
+    http_port, grpc_port = netutil.free_port(), netutil.free_port()
+    proc = processes.start("dispatch", [
+        sys.executable, "-m", "medmec", "serve", "dispatch", "--host", "127.0.0.1",
+        "--grpc-port", str(grpc_port), "--http-port", str(http_port),
+        "--map", str(workdir / "map.json"), "--state-dir", str(workdir / "dispatch"),
+        "--heartbeat-timeout-s", "600"], workdir / "dispatch.log")
+    url = f"http://127.0.0.1:{http_port}"
+    processes.wait_ready(proc, lambda: httpx.get(url + "/healthz", timeout=2).is_success, timeout=60)
+    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+        stub = dispatch_pb2_grpc.DispatchStub(channel)
+        stub.RegisterRobot(dpb.RegisterRobotRequest(robot_id="amr-01", node="lab", home="pharmacy",
+                                                    speed_mps=1.0, payload_kg=30,
+                                                    capabilities=["medicine", "specimen"]))
+        stub.Heartbeat(dpb.HeartbeatRequest(robot_id="amr-01", node="lab", battery_pct=76))
+        stub.SubmitTask(dpb.SubmitTaskRequest(task_id="specimen-17", pickup="lab",
+                                              dropoff="ward-2a", weight_kg=1, kind="specimen",
+                                              priority=dpb.PRIORITY_HIGH))
+    return proc, url
+
+
 @pytest.fixture
 def hospital(cluster, tmp_path, monkeypatch):
     monkeypatch.setenv("KUBECONFIG", cluster.kubeconfig)  # for devtools' API client
@@ -82,11 +111,14 @@ def hospital(cluster, tmp_path, monkeypatch):
                                       NURSING, ["4a", "5b"])
         started.append(nursing.start())
         patient = raise_alert(nursing.url)
+        dispatch, dispatch_url = start_dispatch(tmp_path)
+        started.append(dispatch)
         # the nursing service reads alerts for nurses and doctors of a ward: one token per ward
         (tmp_path / "nursing-tokens").write_text(
             f"4a {NURSING['dr']['token']}\n5b {NURSING['dr-5b']['token']}\n")
         console, url = testing.start_console(tmp_path, TOKEN, cluster.env, [
             "--endpoint", f"nursing/wards/bedside={nursing.url}",
+            "--endpoint", f"dispatch/logistics/delivery-robots={dispatch_url}",
             "--nursing-tokens-file", str(tmp_path / "nursing-tokens")])
         started.append(console)
         yield {"url": url, "links": links, "patient": patient}
@@ -118,6 +150,12 @@ def test_console_renders_the_sample_hospital_and_shows_a_breach(hospital):
         fleet = page.locator('#fleets [data-key="logistics/delivery-robots"]')
         assert fleet.locator("canvas").count() == 1
         assert fleet.locator("tr[data-robot]").count() == 3
+        # live from the dispatcher: amr-01 at the lab with its delivery queued
+        assert "live positions" in fleet.text_content()
+        amr01 = fleet.locator('tr[data-robot="amr-01"]').text_content()
+        assert "lab" in amr01 and "76 %" in amr01 and "specimen-17" in amr01
+        assert "specimen-17" in fleet.locator("tr:not([data-robot])").first.text_content()
+        assert "dispatch" not in page.text_content("#problems")
         page.wait_for_selector('#alerts li[data-risk="high"]', timeout=30_000)
         assert "ward 4a" in page.text_content("#alerts")
         page.screenshot(path=str(shots / "sample-hospital.png"), full_page=True)

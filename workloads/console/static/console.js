@@ -118,12 +118,12 @@ function drawFleets(list) {
     const byId = Object.fromEntries(f.map.nodes.map(n => [n.id, n]));
     // floors side by side: x is shifted by floor so the map reads as a plan of each floor
     const span = Math.max(10, ...f.map.nodes.map(n => n.x)) + 20;
-    const pos = (n, x, y) => ({ x: (x ?? n.x) + span * floors.indexOf(n.floor), y: y ?? n.y, label: n.id });
+    const pos = n => ({ x: n.x + span * floors.indexOf(n.floor), y: n.y, label: n.id });
     const datasets = [
       ...f.map.edges.filter(e => byId[e.from] && byId[e.to]).map(e => ({ type: "line", data: [pos(byId[e.from]), pos(byId[e.to])],
         borderColor: e.single_lane ? "#d98c00" : "#9aa3ad", pointRadius: 0, showLine: true, label: "corridor" })),
       { label: "places", data: f.map.nodes.map(n => pos(n)), backgroundColor: "#5b6470", pointRadius: 4 },
-      { label: "robots", data: f.robots.filter(r => byId[r.node]).map(r => ({ ...pos(byId[r.node], r.x, r.y), label: `${r.id} (${r.state})` })), backgroundColor: "#d62728", pointRadius: 9, pointStyle: "rectRot" },
+      { label: "robots", data: f.robots.filter(r => byId[r.node]).map(r => ({ ...pos(byId[r.node]), label: `${r.id} (${r.state})` })), backgroundColor: "#d62728", pointRadius: 9, pointStyle: "rectRot" },
     ];
     chart(node, `map-${f.namespace}-${f.name}`, { type: "scatter", data: { datasets },
       options: { plugins: { legend: { display: false }, tooltip: { callbacks: { label: c => c.raw.label } } },
@@ -131,7 +131,8 @@ function drawFleets(list) {
     let tasks = node.querySelector("table.tasks");
     if (!tasks) { tasks = el("table", { class: "tasks" }); node.append(tasks); }
     const robotRows = f.robots.map(r => el("tr", { dataset: { robot: r.id } }, el("td", { text: r.id }), el("td", { text: r.node || "?" }),
-      el("td", { text: r.state }), el("td", { text: r.battery == null ? "n/a" : `${r.battery} %` })));
+      el("td", { text: r.state }), el("td", { text: r.battery == null ? "n/a" : `${Math.round(r.battery)} %` }),
+      el("td", { text: r.queue.length ? `queue: ${r.queue.join(", ")}` : "idle" })));
     const taskRows = f.tasks.map(t => el("tr", {}, ...["id", "kind", "priority", "pickup", "dropoff", "robot", "state"].map(k => el("td", { text: t[k] ?? "" }))));
     tasks.replaceChildren(el("caption", { text: `robots (${f.robots.length}) and task queue (${f.tasks.length})` }),
       el("tbody", {}, ...robotRows, ...taskRows));
