@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv binaries demo test test-unit test-e2e bench clean-cluster clean-cache
+.PHONY: help venv binaries system-deps demo test test-unit test-e2e bench clean-cluster clean-cache
 
 help:
 	@echo "make demo    run medmec on a local control plane (builds binaries the first time)"
@@ -27,13 +27,16 @@ venv: $(STAMP)
 binaries: venv
 	$(BIN)/medmec cluster build
 
+system-deps:
+	bash e2e/system-deps.sh
+
 demo: binaries
 	$(BIN)/python -m medmec.demo
 
-test: binaries
+test: binaries system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-unit: venv
+test-unit: venv system-deps
 	$(BIN)/python -m pytest -m 'not e2e' $(PYTEST_ARGS)
 
 test-e2e: binaries
