@@ -140,6 +140,31 @@ def reflector(args) -> int:
     return 0
 
 
+def emulate(args) -> int:
+    """Emulated 5G links for a demo: a reflector behind one Toxiproxy proxy per base station,
+    until interrupted."""
+    import signal
+    import tempfile
+    import threading
+    from pathlib import Path
+
+    from . import emulation
+
+    state = Path(args.state_dir or tempfile.mkdtemp(prefix="medmec-links-"))
+    links = emulation.start(args.base_stations, state)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        print(f"Toxiproxy API: {links.toxiproxy.api_url} (logs in {state})")
+        print("medmec qos run " + " ".join(links.link_args()), flush=True)
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        links.stop()
+    return 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--link", action="append", type=link, default=[], metavar="BS=HOST:PORT",
                    help="where to reach the reflector of a base station's MEC site (repeatable)")
@@ -176,6 +201,11 @@ def register(commands, serve) -> None:
     p.add_argument("--alertmanager-url", help="post alerts to this Alertmanager")
     _common(p)
     p.set_defaults(func=run, interval=1.0)
+
+    p = sub.add_parser("emulate", help="emulated 5G links on loopback (Toxiproxy) for a demo")
+    p.add_argument("base_stations", nargs="+", metavar="BASE_STATION")
+    p.add_argument("--state-dir", help="where the reflector and Toxiproxy write their logs")
+    p.set_defaults(func=emulate)
 
     p = serve.add_parser("qos-reflector", help="the MEC-side end of the QoS probes")
     p.add_argument("--host", default="0.0.0.0")
