@@ -124,3 +124,41 @@ def test_store_check_finds_missing_versions_and_wrong_checksums(model_store, sto
         **good["spec"]["model"], "storageUri": "s3://models/breast-cancer/2"}}}
     [problem] = validate.check_models(wrong_uri, model_store)
     assert "storageUri" in problem
+
+
+def test_validate_and_sync_say_what_they_need(monkeypatch, capsys, deploy):
+    for key in ("KUBECONFIG", "MEDMEC_STORE_ENDPOINT"):
+        monkeypatch.delenv(key, raising=False)
+    code, _, err = run(capsys, "gitops", "validate", "--deploy-dir", str(deploy))
+    assert code == 2 and "set KUBECONFIG" in err and "--local" in err
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent")
+    code, _, err = run(capsys, "gitops", "validate", "--deploy-dir", str(deploy))
+    assert code == 2 and "MEDMEC_STORE_ENDPOINT" in err
+    code, _, err = run(capsys, "gitops", "validate", "--hospital", "nowhere", "--deploy-dir", str(deploy))
+    assert code == 1 and "no overlay for nowhere" in err
+    monkeypatch.delenv("KUBECONFIG")
+    code, _, err = run(capsys, "gitops", "sync", "--hospital", "st-luke", "--deploy-dir", str(deploy))
+    assert code == 2 and "set KUBECONFIG" in err
+
+
+def test_overlays_render_for_every_hospital_with_its_namespace_and_slice():
+    expected = {"st-luke": ("imaging", "radiology"), "riverside": ("riverside-emergency", "emergency-imaging")}
+    from medmec.workloads.gitops import overlays
+    assert overlays.hospitals() == sorted(expected)
+    for hospital, (namespace, slice_name) in expected.items():
+        found = validate.services(validate.render(REPO / "deploy/overlays" / hospital))
+        assert [s["metadata"]["name"] for s in found] == ["breast-cancer-screening", "diabetes-risk"]
+        for svc in found:
+            assert svc["metadata"]["namespace"] == namespace
+            assert svc["spec"]["sliceRef"]["name"] == slice_name
+            assert svc["metadata"]["labels"]["medmec.io/hospital"] == hospital
+
+
+def test_every_overlay_service_uses_a_slice_its_hospitals_chart_values_declare():
+    from medmec.workloads.gitops import helmchart, overlays
+    for hospital in overlays.hospitals():
+        values = yaml.safe_load(helmchart.hospital_values(hospital).read_text())
+        slices = {(s["namespace"], s["name"]) for s in values["slices"]}
+        for svc in validate.services(validate.render(REPO / "deploy/overlays" / hospital)):
+            assert (svc["metadata"]["namespace"], svc["spec"]["sliceRef"]["name"]) in slices, \
+                (hospital, svc["metadata"]["name"])
