@@ -1,7 +1,6 @@
 """The inference p99 of the end-to-end budget, read from a real Triton server (the one in the
 nvidia-pytriton wheel) running with latency summaries on, as the QoS prober reads it."""
 import asyncio
-import os
 import sysconfig
 import time
 

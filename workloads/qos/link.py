@@ -163,13 +163,6 @@ class LinkProbe:
     def figures(self, now: float | None = None) -> LinkFigures:
         return figures(*self.window(now))
 
-    def reset(self) -> None:
-        """Forget the window (after the link was reconfigured, for instance)."""
-        self.samples.clear()
-        self.uplink.clear()
-        self.downlink.clear()
-        self._jitter, self._last_rtt = 0.0, None
-
     async def burst(self) -> None:
         async with self.burst_lock:
             at = time.monotonic()

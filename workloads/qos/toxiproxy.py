@@ -31,9 +31,6 @@ class Toxiproxy:
         return self._call("POST", "/proxies", {"name": name, "listen": listen,
                                                "upstream": upstream, "enabled": True})
 
-    def proxies(self) -> dict:
-        return self._call("GET", "/proxies")
-
     def set_enabled(self, name: str, enabled: bool) -> dict:
         """A disabled proxy closes its connections and refuses new ones: the link is cut."""
         return self._call("POST", f"/proxies/{name}", {"enabled": enabled})
