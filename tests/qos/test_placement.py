@@ -39,6 +39,9 @@ def test_an_avoided_station_that_wobbles_restarts_its_hold_down():
     assert placement.healthy_since(since, True, at(30)) == at(0)
     assert placement.healthy_since(since, False, at(31)) is None
     assert placement.healthy_since(None, True, at(40)) == at(40)
+    # not judged yet (a restarted prober): the streak is kept, not restarted
+    assert placement.healthy_since(at(40), None, at(45)) == at(40)
+    assert placement.healthy_since(None, None, at(45)) is None
 
 
 def test_never_everything_is_avoided():

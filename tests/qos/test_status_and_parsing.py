@@ -32,9 +32,19 @@ def verdict(bs, rtt, inference_p99_ms=None):
 
 def test_previous_reads_what_the_last_round_wrote():
     avoid, since, met = slice_status.previous(SLICE)
-    assert avoid == ["gnb-north"] and met == "False"
+    assert avoid == ["gnb-north"] and met["status"] == "False" and met["reason"] == "LinkDown"
     assert since["gnb-south"] == datetime.datetime(2026, 3, 1, 7, tzinfo=datetime.timezone.utc)
-    assert slice_status.previous({"metadata": {}}) == ([], {}, "Unknown")
+    assert slice_status.previous({"metadata": {}}) == ([], {}, None)
+
+
+def test_a_restarted_prober_awaiting_probes_keeps_the_last_verdict():
+    _, _, old = slice_status.previous(SLICE)
+    waiting = {"type": "QoSMet", "status": "Unknown", "reason": "AwaitingProbes", "message": "..."}
+    assert slice_status.carried_over(waiting, old) == {
+        "type": "QoSMet", "status": "False", "reason": "LinkDown", "message": "x"}
+    assert slice_status.carried_over(waiting, None) == waiting
+    fresh = {"type": "QoSMet", "status": "True", "reason": "WithinBudget", "message": "ok"}
+    assert slice_status.carried_over(fresh, old) == fresh
 
 
 def test_patch_replaces_only_qosmet_and_keeps_its_transition_time_while_unchanged():

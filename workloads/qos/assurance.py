@@ -149,14 +149,15 @@ class Assurance:
     async def _write(self, medical_slice: dict, verdicts: list[Verdict]) -> None:
         ns, name = medical_slice["metadata"]["namespace"], medical_slice["metadata"]["name"]
         now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-        old_avoid, old_since, old_met = slice_status.previous(medical_slice)
+        old_avoid, old_since, old_condition = slice_status.previous(medical_slice)
+        old_met = (old_condition or {}).get("status", "Unknown")
         since = {v.base_station: placement.healthy_since(old_since.get(v.base_station), v.ok, now)
                  for v in verdicts}
         critical = medical_slice["spec"].get("priority") == "critical"
         avoid = placement.next_avoid(old_avoid, medical_slice["spec"]["baseStations"],
                                      {v.base_station: v.ok for v in verdicts}, since, now,
                                      self.hold_down_s, critical)
-        condition = slice_condition(verdicts, avoid)
+        condition = slice_status.carried_over(slice_condition(verdicts, avoid), old_condition)
         body = slice_status.patch(medical_slice, verdicts, since, avoid, condition, now)
         await self.api.patch_status(ns, name, body)
 
@@ -167,7 +168,7 @@ class Assurance:
                 log.warning("QoS breach on slice %s/%s: %s", ns, name, condition["message"])
                 await self.api.event(medical_slice, "Warning", "QoSBreach", condition["message"])
             await self.alerts.send([alert(ns, name, critical, condition, started)])
-        elif old_met == "False":
+        elif old_met == "False" and condition["status"] == "True":
             log.info("slice %s/%s meets its QoS budget again", ns, name)
             await self.api.event(medical_slice, "Normal", "QoSRecovered", condition["message"])
             await self.alerts.send([alert(ns, name, critical, condition, started,

@@ -17,8 +17,11 @@ from medmec.operator.meta import BASE_STATION_LABEL
 
 def healthy_since(previous: datetime.datetime | None, ok: bool | None,
                   now: datetime.datetime) -> datetime.datetime | None:
-    """Since when a link has met its budget without a break (None while it does not)."""
-    if ok is not True:
+    """Since when a link has met its budget without a break (None while it does not). A link
+    not judged yet (a restarted prober filling its window) keeps its streak."""
+    if ok is None:
+        return previous
+    if ok is False:
         return None
     return previous or now
 

@@ -47,15 +47,23 @@ def measured_entry(v: Verdict, healthy_since: datetime.datetime | None) -> dict:
     return {k: val for k, val in entry.items() if val is not None}
 
 
-def previous(medical_slice: Mapping) -> tuple[list[str], dict[str, datetime.datetime | None], str]:
-    """(avoidBaseStations, healthySince per base station, QoSMet status) as last written."""
+def previous(medical_slice: Mapping) -> tuple[list[str], dict[str, datetime.datetime | None],
+                                              dict | None]:
+    """(avoidBaseStations, healthySince per base station, QoSMet condition) as last written."""
     status = medical_slice.get("status") or {}
     qos = status.get("qos") or {}
     since = {m["baseStation"]: parse_time(m.get("healthySince"))
              for m in qos.get("measured") or []}
-    met = next((c.get("status", "Unknown") for c in status.get("conditions") or []
-                if c.get("type") == "QoSMet"), "Unknown")
+    met = next((c for c in status.get("conditions") or [] if c.get("type") == "QoSMet"), None)
     return list(qos.get("avoidBaseStations") or []), since, met
+
+
+def carried_over(new: dict, old: dict | None) -> dict:
+    """The QoSMet condition to write: a verdict that is only waiting for probes (after a
+    restart) does not replace a known True or False, so a breach is not forgotten."""
+    if new["status"] == "Unknown" and old and old.get("status") in ("True", "False"):
+        return {k: old[k] for k in ("type", "status", "reason", "message") if k in old}
+    return new
 
 
 def patch(medical_slice: Mapping, verdicts: Sequence[Verdict],

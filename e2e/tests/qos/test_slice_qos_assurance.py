@@ -12,6 +12,8 @@ recording HTTP receiver in place of Alertmanager.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import http.server
 import sys
 import threading
@@ -141,12 +143,17 @@ def test_latency_breach_shifts_critical_inference_and_recovers(cluster, links, t
     stations, _ = rolled_out_onto(set(ZONES))
 
     alerts = AlertRecorder()
-    watcher = processes.start("qos-run", [
-        sys.executable, "-m", "medmec", "qos", "run", "--namespace", ns, *links.link_args(),
-        "--interval", "100ms", "--timeout", "500ms", "--window", "2s", "--evaluate-every", "500ms",
-        "--burst-every", "10m", "--hold-down", f"{HOLD_DOWN_S}s",
-        "--alertmanager-url", alerts.url], tmp_path / "qos-run.log",
-        env={**cluster.env, "OTEL_METRICS_EXPORTER": "console", "OTEL_METRIC_EXPORT_INTERVAL": "1000"})
+
+    def start_watcher(log_name):
+        return processes.start("qos-run", [
+            sys.executable, "-m", "medmec", "qos", "run", "--namespace", ns, *links.link_args(),
+            "--interval", "100ms", "--timeout", "500ms", "--window", "2s",
+            "--evaluate-every", "500ms", "--burst-every", "10m", "--hold-down", f"{HOLD_DOWN_S}s",
+            "--alertmanager-url", alerts.url], tmp_path / log_name,
+            env={**cluster.env, "OTEL_METRICS_EXPORTER": "console",
+                 "OTEL_METRIC_EXPORT_INTERVAL": "1000"})
+
+    watcher = start_watcher("qos-run.log")
     try:
         def qos_met(status):
             def check():
@@ -197,6 +204,13 @@ def test_latency_breach_shifts_critical_inference_and_recovers(cluster, links, t
         ms = wait_for(qos_met("True"), 20, "QoSMet=True after the toxic is gone")
         recovered = time.monotonic()
         assert ms["status"]["qos"]["avoidBaseStations"] == ["gnb-north"]  # held down
+        # a crash of the prober loses nothing: the hold-down and the verdict live on the slice
+        os.killpg(watcher.pid, signal.SIGKILL)
+        wait_for(lambda: not watcher.alive(), 10, "the prober to die")
+        watcher = start_watcher("qos-run-restarted.log")
+        time.sleep(1.5)  # the restarted prober is still filling its window
+        ms = get("medicalslice", "robotic-surgery")
+        assert next(c for c in ms["status"]["conditions"] if c["type"] == "QoSMet")["status"] == "True"
         wait_for(lambda: get("medicalslice", "robotic-surgery")["status"]["qos"]
                  ["avoidBaseStations"] == [], HOLD_DOWN_S + 10, "the hold-down to end")
         assert time.monotonic() - recovered >= HOLD_DOWN_S - 1.5
