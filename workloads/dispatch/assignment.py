@@ -9,8 +9,10 @@ that cannot carry a task (payload, kind) or cannot reach it never gets it. The e
 bonus outweighs any travel, so a ready emergency task is taken in the first round, ahead
 of lower-priority work that was queued before (which is re-planned behind it).
 
-`distance_lower_bound` is the assignment relaxation of the multi-robot routing problem
-(each task is preceded by one robot start or one other task), a bound no plan can beat.
+`relocate` then moves normal tasks between queues where that saves distance without making
+anything late (the rounds only look one task ahead). `distance_lower_bound` is the
+assignment relaxation of the multi-robot routing problem (each task is preceded by one
+robot start or one other task), a bound no plan can beat.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ PRIORITY_WEIGHT = {"emergency": 100.0, "high": 10.0, "normal": 1.0}
 # an emergency goes first, before work that is already queued
 PRIORITY_BONUS = {"emergency": 1e5, "high": 120.0, "normal": 0.0}
 READY_SLACK_S = 60.0
+RELOCATE_MARGIN_S = 300.0
 # waiting for a release costs less than travelling: the robot is idle, not moving
 IDLE_WEIGHT = 0.25
 _INFEASIBLE = 1e15
@@ -116,6 +119,86 @@ def _round(robots, window, pos, clock, queues, times, capable, pick, drop, relea
             clock[r] = finish[r, c]
             taken.append(window[c])
     return taken
+
+
+def relocate(robots: list[RobotReq], queues: dict[str, list[TaskReq]],
+             times: Callable[[float], np.ndarray], dist: np.ndarray,
+             passes: int = 2) -> dict[str, list[TaskReq]]:
+    """Shorten the total distance by moving normal-priority tasks to another robot's queue,
+    wherever that saves metres without a new late task, a later urgent delivery or a longer
+    makespan (a local search after the rounds, which only ever look one task ahead)."""
+    queues = {rid: list(q) for rid, q in queues.items()}
+    by_id = {r.id: r for r in robots}
+
+    def first(robot):
+        return robot.carrying.dropoff if robot.carrying else robot.node
+
+    def schedule(robot, queue):
+        tt = times(robot.speed_mps)
+        node, clock = robot.node, robot.ready_s
+        if robot.carrying:
+            node, clock = robot.carrying.dropoff, clock + tt[robot.node, robot.carrying.dropoff]
+        done = []
+        for t in queue:
+            clock = max(clock + tt[node, t.pickup], t.release_s) + tt[t.pickup, t.dropoff]
+            done.append(clock)
+            node = t.dropoff
+        return done
+
+    def late(queue, done):  # with a margin: traffic makes real routes slower than these
+        return sum(f > t.deadline_s - RELOCATE_MARGIN_S for t, f in zip(queue, done))
+
+    finish = {rid: schedule(by_id[rid], q) for rid, q in queues.items()}
+    makespan = max((f[-1] for f in finish.values() if f), default=0.0)
+    for _ in range(passes):
+        moved = False
+        for rid_a in list(queues):
+            i = 0
+            while i < len(queues[rid_a]):
+                qa = queues[rid_a]
+                task = qa[i]
+                if task.priority != "normal":
+                    i += 1
+                    continue
+                prev = qa[i - 1].dropoff if i else first(by_id[rid_a])
+                nxt = qa[i + 1].pickup if i + 1 < len(qa) else by_id[rid_a].home
+                gain = (dist[prev, task.pickup] + dist[task.dropoff, nxt] - dist[prev, nxt])
+                gaps = [(rid, k, q[k - 1].dropoff if k else first(by_id[rid]),
+                         q[k].pickup if k < len(q) else by_id[rid].home)
+                        for rid, q in queues.items() if rid != rid_a
+                        and can_carry(by_id[rid], task) for k in range(len(q) + 1)]
+                if not gaps:
+                    i += 1
+                    continue
+                gp = np.array([g[2] for g in gaps])
+                gn = np.array([g[3] for g in gaps])
+                extra = dist[gp, task.pickup] + dist[task.dropoff, gn] - dist[gp, gn]
+                placed = False
+                for c in np.argsort(extra)[:5]:
+                    if not extra[c] < gain - 1e-6:
+                        break
+                    rid_b, k = gaps[c][0], gaps[c][1]
+                    qb = queues[rid_b][:k] + [task] + queues[rid_b][k:]
+                    qa_new = qa[:i] + qa[i + 1:]
+                    fb, fa = schedule(by_id[rid_b], qb), schedule(by_id[rid_a], qa_new)
+                    if not np.isfinite(fb[-1]) or fb[-1] > makespan:
+                        continue
+                    if late(qb, fb) + late(qa_new, fa) > \
+                            late(queues[rid_b], finish[rid_b]) + late(qa, finish[rid_a]):
+                        continue
+                    before = {t.id: f for t, f in zip(queues[rid_b], finish[rid_b])}
+                    if any(t.priority != "normal" and f > before[t.id] + 1e-9
+                           for t, f in zip(qb, fb) if t.id in before):
+                        continue
+                    queues[rid_a], queues[rid_b] = qa_new, qb
+                    finish[rid_a], finish[rid_b] = fa, fb
+                    placed = moved = True
+                    break
+                if not placed:  # else the next task has moved up to index i
+                    i += 1
+        if not moved:
+            break
+    return queues
 
 
 def distance_lower_bound(robots: list[RobotReq], tasks: list[TaskReq],

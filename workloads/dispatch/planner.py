@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from .assignment import PRIORITY_WEIGHT, RobotReq, TaskReq, assign, distance_lower_bound
+from .assignment import (PRIORITY_WEIGHT, RobotReq, TaskReq, assign, distance_lower_bound,
+                         relocate)
 from .graph import HospitalGraph
 from .routing import Goal, ReservationTable, Route, plan_route
 from .scenario import Scenario, Task
@@ -95,7 +96,8 @@ def plan(graph: HospitalGraph, robots: list[RobotReq], tasks: list[Task], now_s:
         else:
             plannable.append(to_task_req(task, graph, now_s))
     if queues is None:
-        queues = assign(robots, plannable, graph.travel_times)
+        queues = relocate(robots, assign(robots, plannable, graph.travel_times),
+                          graph.travel_times, graph.distances_m)
     queued = {t.id for q in queues.values() for t in q}
     for t in plannable:
         if t.id not in queued:
