@@ -41,23 +41,27 @@ class Route:
 
 
 class _Intervals:
-    """Time intervals bucketed by time, so that finding the ones overlapping a short window
-    looks at a few buckets instead of every interval (traversals and rides are short)."""
+    """Time intervals bucketed by start time, so that finding the ones overlapping a short
+    window looks at a few buckets instead of every interval (traversals and rides are short)."""
 
     BUCKET_S = 30.0
 
     def __init__(self):
         self._buckets: dict[int, list[tuple[float, float]]] = {}
+        self._longest = 0.0
 
     def add(self, start: float, end: float) -> None:
-        for b in range(int(start // self.BUCKET_S), int(end // self.BUCKET_S) + 1):
-            self._buckets.setdefault(b, []).append((start, end))
+        self._buckets.setdefault(int(start // self.BUCKET_S), []).append((start, end))
+        self._longest = max(self._longest, end - start)
 
-    def overlapping(self, start: float, end: float) -> set[tuple[float, float]]:
+    def overlapping(self, start: float, end: float) -> list[tuple[float, float]]:
         """Intervals (s, e) with s < end and start < e."""
-        found = set()
-        for b in range(int(start // self.BUCKET_S), int(end // self.BUCKET_S) + 1):
-            found.update(i for i in self._buckets.get(b, ()) if i[0] < end and start < i[1])
+        found = []
+        for b in range(int((start - self._longest) // self.BUCKET_S),
+                       int(end // self.BUCKET_S) + 1):
+            for i in self._buckets.get(b, ()):
+                if i[0] < end and start < i[1]:
+                    found.append(i)
         return found
 
 
