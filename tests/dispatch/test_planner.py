@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+from medmec.workloads.dispatch.assignment import RobotReq
 from medmec.workloads.dispatch.graph import HospitalGraph
 from medmec.workloads.dispatch.planner import lower_bound_m, plan, plan_scenario, robots_of
 from medmec.workloads.dispatch.scenario import Scenario, ScenarioError, load_scenario
@@ -174,3 +175,21 @@ def test_cli_plans_a_scenario_file_and_refuses_a_malformed_one(tmp_path, busy_sc
                            "--scenario", str(bad)], capture_output=True, text=True, timeout=120)
     assert done.returncode != 0
     assert "the-roof" in done.stderr and done.stdout == ""
+
+
+def test_a_robot_standing_in_the_corridor_moves_out_of_the_way(plan_problems):
+    # "idle" stopped in the middle of the only corridor, away from its home pocket; "worker"
+    # must pass through where it stands
+    hmap = line_map(["w", "a", "b", "c", "e"], single_lane=False,
+                    pockets=[("a", "idle-home"), ("b", "worker-home")])
+    parsed = Scenario.model_validate({"map": hmap, "robots": [], "tasks": [
+        task("through", "worker-home", "e")]})
+    graph = HospitalGraph(parsed.map)
+    ix = graph.index
+    robots = [RobotReq("worker", ix["worker-home"], ix["worker-home"], 1.0, 20,
+                       frozenset({"medicine"})),
+              RobotReq("idle", ix["c"], ix["idle-home"], 1.0, 20, frozenset({"medicine"}))]
+    result = plan(graph, robots, parsed.tasks)
+    assert result.unassigned == {}
+    assert result.queues["worker"] == ["through"]
+    assert [n for n, _ in result.routes["idle"]][-1] == "idle-home"

@@ -136,6 +136,16 @@ class Fleet:
             self.replan()
         return [r.id for r in silent]
 
+    def retry_pending(self, every_s: float = 5.0) -> bool:
+        """Re-plan now and then while tasks wait for a robot: a route that was blocked by
+        traffic may be free now, without any event to say so."""
+        waiting = any(t.status == "pending" for t in self.tasks.values())
+        if waiting and self.clock() - self.planned_at >= every_s and \
+                any(r.state == "available" for r in self.robots.values()):
+            self.replan()
+            return True
+        return False
+
     def _take_tasks_from(self, robot: RobotRecord) -> None:
         changed = []
         for task in self.tasks.values():
@@ -250,6 +260,7 @@ class Fleet:
         self.store.save_tasks(changed)
         self.routes = {r: [(n, now + t) for n, t in wp] for r, wp in result.routes.items()}
         self.queues = result.queues
+        self.planned_at = now
         self.version += 1
         self.on_plan(self)
         return result

@@ -111,9 +111,11 @@ def plan(graph: HospitalGraph, robots: list[RobotReq], tasks: list[Task], now_s:
         table.hold(r.home, now_s, math.inf, r.id)
 
     result = Plan({}, {}, unassigned, {}, {}, [], 0.0)
-    # urgent and long queues choose their paths first; the rest give way
-    order = sorted(robots, key=lambda r: (-max((PRIORITY_WEIGHT[t.priority] for t in queues[r.id]),
-                                               default=0.0), -len(queues[r.id]), r.id))
+    # robots out on the corridors go first: until planned, each is held where it stands,
+    # which would wall in everyone planned before it; then urgent and long queues
+    order = sorted(robots, key=lambda r: (r.node == r.home, -max(
+        (PRIORITY_WEIGHT[t.priority] for t in queues[r.id]), default=0.0), -len(queues[r.id]),
+        r.id))
     for robot in order:
         table.release(robot.node, robot.id)
         table.release(robot.home, robot.id)

@@ -111,15 +111,16 @@ async def serve(*, host: str, grpc_port: int, http_port: int, map_path: Path,
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    async def watch_heartbeats():
+    async def housekeeping():  # silent robots, and tasks waiting for a route
         while True:
             await asyncio.sleep(min(1.0, heartbeat_timeout_s / 4))
             async with lock:
                 silent = await asyncio.to_thread(fleet.expire)
+                await asyncio.to_thread(fleet.retry_pending)
             for robot_id in silent:
                 log.warning("robot %s stopped heart-beating; its tasks were re-planned", robot_id)
 
-    watcher = asyncio.create_task(watch_heartbeats())
+    watcher = asyncio.create_task(housekeeping())
     await stop.wait()
     watcher.cancel()
     with contextlib.suppress(asyncio.CancelledError):
