@@ -252,3 +252,49 @@ def test_state_survives_a_crash_and_a_restart(dispatch_server):
     done = server.stub.ReportTaskEvent(pb.TaskEventRequest(
         robot_id="amr-2", task_id="sheets", event=pb.TASK_EVENT_DELIVERED))
     assert done.status == pb.TASK_STATUS_DELIVERED
+
+
+def test_robots_that_follow_their_routes_deliver_everything(dispatch_server):
+    """Robots simulated by this test drive their streamed routes node by node, reporting
+    positions and pick-ups/deliveries; every re-plan starts from where they are."""
+    server = dispatch_server()
+    stub = server.stub
+    for rid, home in (("amr-1", "f0-park-01a"), ("amr-2", "f1-park-05b")):
+        register(stub, rid, home, caps=("medicine", "meals"))
+    for j in range(5):
+        submit(stub, f"t{j}", ("pharmacy-bay-1", "kitchen-bay-2")[j % 2],
+               f"f{j % 2}-room-b{1 + j % 3}w", kind=("medicine", "meals")[j % 2])
+    progress: dict = {}
+    for _ in range(400):
+        fleet = server.fleet()
+        moved = False
+        for robot in fleet["robots"]:
+            route = httpx.get(f"{server.http}/v1/robots/{robot['id']}/route").json()
+            nodes = [w["node"] for w in route["waypoints"]]
+            at = progress.setdefault((robot["id"], route["plan_version"]), 0)
+            ahead = [k for k in range(at + 1, len(nodes)) if nodes[k] != nodes[at]]
+            if not ahead:
+                continue
+            progress[robot["id"], route["plan_version"]] = ahead[0]
+            moved = True
+            node = nodes[ahead[0]]
+            stub.Heartbeat(pb.HeartbeatRequest(robot_id=robot["id"], node=node, battery_pct=80))
+            for task in fleet["tasks"]:
+                if task["robot_id"] != robot["id"]:
+                    continue
+                if task["status"] == "assigned" and task["pickup"] == node \
+                        and route["tasks"][:1] == [task["id"]]:
+                    event = pb.TASK_EVENT_PICKED_UP
+                elif task["status"] == "picked_up" and task["dropoff"] == node:
+                    event = pb.TASK_EVENT_DELIVERED
+                else:
+                    continue
+                stub.ReportTaskEvent(pb.TaskEventRequest(robot_id=robot["id"],
+                                                         task_id=task["id"], event=event))
+        if not moved:  # every robot is at the end of its route
+            break
+    fleet = server.fleet()
+    assert {t["id"]: t["status"] for t in fleet["tasks"]} == {f"t{j}": "delivered"
+                                                              for j in range(5)}
+    assert {r["id"]: r["node"] for r in fleet["robots"]} == {"amr-1": "f0-park-01a",
+                                                              "amr-2": "f1-park-05b"}
