@@ -38,22 +38,14 @@ def kubectl(kubeconfig: str, *args: str, input: str | None = None, check: bool =
     return proc
 
 
-def _use(kubeconfig: str) -> None:
-    """Point medmec.operator.kube at this cluster (for the helpers that write through it)."""
-    from kubernetes import config
-    from medmec.operator import kube
-    kube.api.cache_clear()
-    config.load_kube_config(kubeconfig)
-
-
 def install(kubeconfig: str, local_volumes: int = 8) -> None:
     """CRDs (medmec and kopf peering), the cluster-wide peering object, and on a cluster
     without a volume provisioner (the local one) some hostPath PersistentVolumes."""
     kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR))
     kubectl(kubeconfig, "wait", "--for=condition=Established", "--timeout=60s",
             *[f"crd/{p}.medmec.io" for p in PLURALS], "crd/clusterkopfpeerings.kopf.dev")
-    _use(kubeconfig)
     from medmec.operator import kube
+    kube.use(kubeconfig)
     kube.apply({"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering",
                 "metadata": {"name": "medmec"}})
     for i in range(local_volumes):

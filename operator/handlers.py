@@ -8,10 +8,13 @@ condition changes, so a resource that waits (over capacity, slice missing) cause
 """
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextvars
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import kopf
@@ -25,6 +28,7 @@ from medmec.operator.workload_status import PodView, pod_view, slice_state, work
 
 log = logging.getLogger(__name__)
 MANAGED = {"app.kubernetes.io/managed-by": meta.FIELD_MANAGER}
+RETRY_SECONDS = 5.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,12 +107,27 @@ class Operator:
         self.applied: dict[tuple, int] = {}  # generation whose children were all applied
         self.status_locks: collections.defaultdict = collections.defaultdict(threading.Lock)
         # kopf indexes, bound by the first handler that runs
-        self.slices = self.stations = self.nodes = self.workloads = self.pods = None
+        self.slices = self.stations = self.workloads = self.pods = None
+        self._nodes: tuple[float, dict[str, tuple[str, int]]] = (0.0, {})
+        self.debounced: set[tuple] = set()
+        self.background: asyncio.Task | None = None
 
     def bind(self, kwargs: dict) -> None:
         self.slices, self.stations = kwargs["slice_index"], kwargs["station_index"]
-        self.nodes, self.workloads = kwargs["node_index"], kwargs["workload_index"]
+        self.workloads = kwargs["workload_index"]
         self.pods = kwargs["pod_index"]
+
+    def nodes(self, max_age: float = 10.0) -> dict[str, tuple[str, int]]:
+        """Node name -> (zone, allocatable GPUs), listed at most every `max_age` seconds.
+
+        Listed rather than watched: nodes change with every heartbeat, zones and GPUs seldom."""
+        listed_at, nodes = self._nodes
+        if time.monotonic() - listed_at > max_age:
+            nodes = {n["name"]: (n["labels"].get(meta.ZONE_LABEL, ""),
+                                 int(str(n["allocatable"].get(meta.GPU_RESOURCE, "0")) or 0))
+                     for n in kube.list_nodes()}
+            self._nodes = (time.monotonic(), nodes)
+        return nodes
 
     # ---- admission ---------------------------------------------------------------------
 
@@ -146,7 +165,7 @@ class Operator:
 
     # ---- slices ------------------------------------------------------------------------
 
-    def reconcile_slice(self, body, event: str = "") -> None:
+    def reconcile_slice(self, body) -> None:
         ms = _plain(body)
         ns, name = ms["metadata"]["namespace"], ms["metadata"]["name"]
         with observe.reconcile("MedicalSlice", ns, name) as outcome:
@@ -220,11 +239,45 @@ class Operator:
 
     def slice_gone(self, namespace: str, name: str) -> None:
         self.written.pop(("medicalslices", namespace, name), None)
-        self.decide()
+        self.reconcile_waiting()  # the freed capacity goes to waiting slices now
         self.refresh_stations()
         self.refresh_workloads_of(namespace, name)
 
+    async def recheck_forever(self) -> None:
+        """Every recheck_seconds: waiting slices try admission again, base-station ledgers
+        are recounted. A loop of our own rather than kopf timers, which would put a
+        finalizer on every resource and block deletions while the operator is down."""
+        while True:
+            await asyncio.sleep(self.settings.recheck_seconds)
+            if self.slices is None:
+                continue  # no handler has run yet: the indexes are not bound
+            try:
+                await _in_thread(self.recheck_once)
+            except Exception:
+                log.exception("periodic re-check failed; next one in %s s",
+                              self.settings.recheck_seconds)
+
+    def recheck_once(self) -> None:
+        self.reconcile_waiting()
+        self.refresh_stations()
+
+    def reconcile_waiting(self) -> None:
+        """Reconcile the slices whose written status does not show them admitted."""
+        for (ns, name), store in list(self.slices.items()):
+            for ms in store:
+                shown = self.written.get(("medicalslices", ns, name)) or ms["status"]
+                if not is_true(shown.get("conditions"), "Admitted"):
+                    self.reconcile_slice(ms)
+
     # ---- base stations -----------------------------------------------------------------
+
+    def station_gone(self, name: str) -> None:
+        """A base station was deleted: the slices covering it lose their reservation."""
+        self.written.pop(("basestations", None, name), None)
+        for store in list(self.slices.values()):
+            for ms in store:
+                if name in (ms["spec"].get("baseStations") or []):
+                    self.reconcile_slice(ms)
 
     def refresh_stations(self) -> None:
         for name in list(self.stations.keys()):
@@ -245,9 +298,9 @@ class Operator:
                     claims.append(admission.Claim(ns, ms_name, "", qos.uplinkMbps, qos.downlinkMbps,
                                                   tuple(ms["spec"].get("baseStations") or ())))
             usage = admission.usage_by_station({name: station}, claims, self.decisions)[name]
-            gpu_nodes = sorted(n for n, store in self.nodes.items() for zone, gpus in store
-                               if zone == station.zone and gpus > 0)
-            gpus = sum(g for n, store in self.nodes.items() for zone, g in store if zone == station.zone)
+            nodes = self.nodes()
+            gpu_nodes = sorted(n for n, (zone, gpus) in nodes.items() if zone == station.zone and gpus)
+            gpus = sum(g for zone, g in nodes.values() if zone == station.zone)
             status = {"allocatedUplinkMbps": usage.uplink_mbps,
                       "allocatedDownlinkMbps": usage.downlink_mbps,
                       "slices": usage.slices, "gpuNodes": gpu_nodes, "allocatableGPUs": gpus}
@@ -306,7 +359,7 @@ class Operator:
                 slice_name = body["spec"]["sliceRef"]["name"]
                 ms, zones = self._slice_of(ns, slice_name)
                 state = slice_state(ms, slice_name, zones)
-            node_zones = {n: zone for n, store in self.nodes.items() for zone, _ in store}
+            node_zones = {n: zone for n, (zone, _) in self.nodes().items()}
             generation = body["metadata"]["generation"]
             computed = workload_status(state, self._pods(wk, ns, name), node_zones,
                                        wk.want_ready(body), wk.problem(body),
@@ -335,17 +388,48 @@ class Operator:
                     self.reconcile_workload(_by_plural(plural), body)
 
     def pod_changed(self, labels: dict, namespace: str) -> None:
+        """Refresh the owner's status soon: a pod's start is a burst of events, and one
+        status write after the burst says what several would."""
         wk = BY_COMPONENT.get(labels.get("app.kubernetes.io/component", ""))
         name = labels.get("app.kubernetes.io/instance")
         if wk is None or not name:
             return
-        body = _one(self.workloads, (wk.plural, namespace, name))
-        if body is not None:
-            self.refresh_status(wk, body)
+        key = (wk.plural, namespace, name)
+
+        def refresh() -> None:
+            body = _one(self.workloads, key)
+            if body is not None:
+                self.refresh_status(wk, body)
+        self.soon(key, refresh, self.settings.status_delay_seconds)
+
+    def soon(self, key: tuple, fn: Callable[[], None], delay: float) -> None:
+        """Run `fn` in a worker thread after `delay` s, once for all calls with `key` meanwhile
+        (called from the event loop); a failure is logged and retried a little later."""
+        if key in self.debounced:
+            return
+        self.debounced.add(key)
+        loop = asyncio.get_running_loop()
+
+        def run() -> None:
+            try:
+                fn()
+            except Exception:
+                log.exception("status refresh of %s failed; retrying", "/".join(map(str, key)))
+                loop.call_soon_threadsafe(self.soon, key, fn, RETRY_SECONDS)
+
+        def fire() -> None:
+            self.debounced.discard(key)
+            loop.run_in_executor(None, contextvars.copy_context().run, run)
+        loop.call_later(delay, fire)
 
     def workload_gone(self, wk: WorkloadKind, namespace: str, name: str) -> None:
         for memory in (self.written, self.applied, self.status_locks):
             memory.pop((wk.plural, namespace, name), None)
+
+
+async def _in_thread(fn: Callable, *args) -> None:
+    """Run blocking `fn` in a worker thread with kopf's context (kopf.event needs it)."""
+    await asyncio.get_running_loop().run_in_executor(None, contextvars.copy_context().run, fn, *args)
 
 
 def _by_plural(plural: str) -> WorkloadKind:
@@ -369,14 +453,21 @@ def register(settings: OperatorSettings, registry: kopf.OperatorRegistry | None 
         return kopf.login_via_client(**kwargs)
 
     @kopf.on.startup(registry=registry)
+    async def start_rechecks(**_):
+        op.background = asyncio.create_task(op.recheck_forever())
+
+    @kopf.on.cleanup(registry=registry)
+    async def stop_rechecks(**_):
+        op.background.cancel()
+
+    @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_):
         # progress and last-handled state in annotations: the CRD status schemas are ours
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=group)
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             prefix=group, key="last-handled-configuration")
-        settings.persistence.finalizer = f"{group}/operator"
         settings.posting.level = logging.WARNING  # Events for problems, not for every success
-        settings.execution.max_workers = 16
+        settings.execution.max_workers = op.settings.workers
 
     # ---- indexes: the whole picture every decision is made from -----------------------
 
@@ -387,11 +478,6 @@ def register(settings: OperatorSettings, registry: kopf.OperatorRegistry | None 
     @kopf.index(group, "basestations", id="station_index", registry=registry)
     def station_index(name, spec, **_):
         return {name: admission.Station(name, spec["zone"], spec["uplinkMbps"], spec["downlinkMbps"])}
-
-    @kopf.index("nodes", id="node_index", registry=registry)
-    def node_index(name, labels, status, **_):
-        gpus = int(str((status.get("allocatable") or {}).get(meta.GPU_RESOURCE, "0")) or 0)
-        return {name: (labels.get(meta.ZONE_LABEL, ""), gpus)}
 
     @kopf.index("pods", labels=MANAGED, id="pod_index", registry=registry)
     def pod_index(namespace, labels, body, **_):
@@ -415,29 +501,27 @@ def register(settings: OperatorSettings, registry: kopf.OperatorRegistry | None 
         op.bind(kwargs)
         op.reconcile_slice(body)
 
-    @kopf.timer(group, "medicalslices", id="recheck", interval=settings.recheck_seconds,
-                registry=registry,
-                when=lambda status, **_: not is_true(status.get("conditions"), "Admitted"))
-    def slice_waiting(body, **kwargs):
-        op.bind(kwargs)
-        op.reconcile_slice(body)
-
     @kopf.on.event(group, "medicalslices", id="release", registry=registry)
-    def slice_event(event, namespace, name, **kwargs):
+    async def slice_event(event, namespace, name, **kwargs):
         if event.get("type") == "DELETED":
             op.bind(kwargs)
-            op.slice_gone(namespace, name)
+            await _in_thread(op.slice_gone, namespace, name)
 
     # ---- base stations -----------------------------------------------------------------
 
     @kopf.on.resume(group, "basestations", id="refresh", registry=registry)
     @kopf.on.create(group, "basestations", id="refresh", registry=registry)
     @kopf.on.update(group, "basestations", id="refresh", registry=registry)
-    @kopf.timer(group, "basestations", id="recount", interval=30, registry=registry)
     def station_changed(name, **kwargs):
         op.bind(kwargs)
         op.decide()
         op.refresh_station(name)
+
+    @kopf.on.event(group, "basestations", id="release", registry=registry)
+    async def station_event(event, name, **kwargs):
+        if event.get("type") == "DELETED":
+            op.bind(kwargs)
+            await _in_thread(op.station_gone, name)
 
     # ---- workloads ---------------------------------------------------------------------
 
@@ -445,7 +529,7 @@ def register(settings: OperatorSettings, registry: kopf.OperatorRegistry | None 
         op.bind(kwargs)
         op.reconcile_workload(WORKLOADS[body["kind"]], _plain(body))
 
-    def workload_event(event, body, namespace, name, **kwargs):
+    async def workload_event(event, body, namespace, name, **kwargs):
         if event.get("type") == "DELETED":
             op.workload_gone(WORKLOADS[body["kind"]], namespace, name)
 
@@ -455,7 +539,7 @@ def register(settings: OperatorSettings, registry: kopf.OperatorRegistry | None 
         kopf.on.event(group, wk.plural, id="forget", registry=registry)(workload_event)
 
     @kopf.on.event("pods", labels=MANAGED, id="pod", registry=registry)
-    def pod_event(labels, namespace, **kwargs):
+    async def pod_event(labels, namespace, **kwargs):
         op.bind(kwargs)
         op.pod_changed(dict(labels), namespace)
 

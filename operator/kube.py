@@ -32,13 +32,26 @@ KINDS = {
 }
 
 
+_kubeconfig: str | None = None
+
+
+def use(kubeconfig: str | None) -> None:
+    """Talk to the cluster of this kubeconfig file from now on (None: in-cluster or default)."""
+    global _kubeconfig
+    _kubeconfig = kubeconfig
+    api.cache_clear()
+
+
 @functools.cache
 def api() -> client.ApiClient:
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
-    configuration = client.Configuration.get_default_copy()
+    configuration = client.Configuration()
+    if _kubeconfig:
+        config.load_kube_config(config_file=_kubeconfig, client_configuration=configuration)
+    else:
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+        except config.ConfigException:
+            config.load_kube_config(client_configuration=configuration)
     configuration.connection_pool_maxsize = 32  # one per handler thread, and then some
     return client.ApiClient(configuration)
 
@@ -92,3 +105,10 @@ def patch_status(plural: str, namespace: str | None, name: str, status: dict) ->
         if err.status != 404:
             raise
         log.debug("%s %s/%s is gone; status not written", plural, namespace, name)
+
+
+def list_nodes() -> list[dict]:
+    """Every node as (name, labels, allocatable), read in one call."""
+    nodes = client.CoreV1Api(api()).list_node().items
+    return [{"name": n.metadata.name, "labels": n.metadata.labels or {},
+             "allocatable": (n.status.allocatable or {}) if n.status else {}} for n in nodes]

@@ -21,6 +21,9 @@ class OperatorSettings(BaseModel):
     liveness_port: int = Field(8080, ge=0, le=65535, description="0 disables the liveness endpoint")
     liveness_host: str = "0.0.0.0"
     recheck_seconds: float = Field(5.0, gt=0, description="how often waiting resources are re-checked")
+    status_delay_seconds: float = Field(0.5, ge=0, description="pod events are gathered this long "
+                                        "before a workload's status is rewritten")
+    workers: int = Field(16, ge=1, le=256, description="threads running reconciles")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "OperatorSettings":

@@ -40,6 +40,13 @@ def test_over_capacity_slice_waits_then_is_admitted(cluster, operator, namespace
         wait_for(lambda: get(cluster, "resourcequota", "second-budget", other_ns), what="quota")
         wait_for(lambda: get(cluster, "basestation", bs)["status"].get("allocatedUplinkMbps") == 50,
                  what="ledger shows only the second slice")
+
+        # the base station goes away: so do the reservation and what the slice made
+        cluster.kubectl("delete", "basestation", bs)
+        wait_for(lambda: condition(get(cluster, "medicalslice", "second", other_ns), "Admitted")
+                 .get("reason") == "BaseStationNotFound", what="slice loses its base station")
+        wait_for(lambda: get(cluster, "resourcequota", "second-budget", other_ns) is None,
+                 what="quota removed")
     finally:
         cluster.kubectl("delete", "namespace", other_ns, "--wait=false", check=False)
         cluster.kubectl("delete", "basestation", bs, check=False)

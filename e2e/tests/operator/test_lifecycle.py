@@ -24,6 +24,10 @@ def test_service_waits_for_slice_and_children_follow_owners(cluster, operator, n
         apply(cluster, medical_slice("lab", namespace, [bs], mbps=100))
         wait_for(lambda: condition(get(cluster, "eis", "triage", namespace), "Ready")
                  .get("status") == "True", what="service Ready once the slice is admitted")
+        # no finalizers: deleting works even while the operator is down
+        for kind, name, ns in (("eis", "triage", namespace), ("medicalslice", "lab", namespace),
+                               ("basestation", bs, None)):
+            assert not get(cluster, kind, name, ns)["metadata"].get("finalizers"), kind
         dep = get(cluster, "deployment", "triage-predictor", namespace)
         pod = dep["spec"]["template"]["spec"]
         assert pod["priorityClassName"] == "medmec-standard"
