@@ -113,6 +113,11 @@ def test_bad_requests_get_a_clear_status_and_change_nothing(dispatch_server, hos
         register(stub, "amr-2", "the-roof")
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     with pytest.raises(grpc.RpcError) as err:
+        stub.Heartbeat(pb.HeartbeatRequest(robot_id="amr-1", node="f0-park-02a",
+                                           battery_pct=140))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "battery_pct" in err.value.details()
+    with pytest.raises(grpc.RpcError) as err:
         stub.GetTask(pb.TaskRef(task_id="bad-0"))
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 

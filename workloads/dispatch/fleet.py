@@ -94,6 +94,7 @@ class Fleet:
             self._known(what, n)
         if not speed_mps > 0 or payload_kg < 0 or not math.isfinite(speed_mps + payload_kg):
             raise FleetError("invalid", "speed_mps must be > 0 and payload_kg >= 0")
+        _check_battery(battery_pct)
         for other in self.robots.values():
             if other.id != robot_id and home in (other.home, other.node):
                 raise FleetError("invalid", f"node {home!r} is robot {other.id}'s home or place")
@@ -110,6 +111,7 @@ class Fleet:
         robot = self._robot(robot_id)
         if node:
             self._known("node", node)
+        _check_battery(battery_pct)
         was = robot.state
         robot.node = node or robot.node
         robot.battery_pct = battery_pct
@@ -291,6 +293,11 @@ class Fleet:
     def _known(self, what: str, node: str) -> None:
         if node not in self.graph.index:
             raise FleetError("invalid", f"unknown {what} node {node!r}")
+
+
+def _check_battery(pct: float) -> None:
+    if not 0.0 <= pct <= 100.0:
+        raise FleetError("invalid", f"battery_pct must be within 0..100, not {pct}")
 
 
 def _at(now: float, offset: float | None) -> float | None:
