@@ -175,6 +175,21 @@ def test_a_faulted_robot_hands_its_queue_to_another(dispatch_server):
     assert "f0-corridor-07" not in [w["node"] for w in route["waypoints"]]
 
 
+def test_a_robot_low_on_battery_hands_over_its_queue_and_goes_home(dispatch_server):
+    server = dispatch_server()
+    stub = server.stub
+    register(stub, "amr-1", "f0-park-03a")
+    register(stub, "amr-2", "f2-park-10b")
+    assert submit(stub, "near-1", "pharmacy", "f0-room-a1w").robot_id == "amr-1"
+    stub.Heartbeat(pb.HeartbeatRequest(robot_id="amr-1", node="f0-corridor-05", battery_pct=12))
+    assert stub.GetTask(pb.TaskRef(task_id="near-1")).robot_id == "amr-2"
+    route = httpx.get(f"{server.http}/v1/robots/amr-1/route").json()
+    assert route["tasks"] == [] and route["waypoints"][-1]["node"] == "f0-park-03a"
+    # charged again, it takes work again
+    stub.Heartbeat(pb.HeartbeatRequest(robot_id="amr-1", node="f0-park-03a", battery_pct=95))
+    assert stub.GetTask(pb.TaskRef(task_id="near-1")).robot_id == "amr-1"
+
+
 def test_a_silent_robot_goes_offline_and_its_tasks_move(dispatch_server):
     server = dispatch_server(heartbeat_timeout_s=2.0)
     stub = server.stub

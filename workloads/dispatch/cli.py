@@ -20,6 +20,8 @@ def register(commands, serve) -> None:
     srv.add_argument("--state-dir", required=True, help="where robots and tasks are persisted")
     srv.add_argument("--heartbeat-timeout-s", type=float, default=15.0,
                      help="a robot silent this long is taken offline and its tasks re-planned")
+    srv.add_argument("--min-battery-pct", type=float, default=20.0,
+                     help="below this a robot takes no new task and goes home to charge")
     srv.set_defaults(func=_serve)
 
 

@@ -65,11 +65,12 @@ class TaskRecord(BaseModel):
 
 class Fleet:
     def __init__(self, hmap: HospitalMap, store: Store, heartbeat_timeout_s: float,
-                 clock: Callable[[], float] = time.time,
+                 min_battery_pct: float = 20.0, clock: Callable[[], float] = time.time,
                  on_plan: Callable[[Fleet], None] = lambda fleet: None):
         self.map = hmap
         self.store = store
         self.timeout = heartbeat_timeout_s
+        self.min_battery = min_battery_pct
         self.clock = clock
         self.on_plan = on_plan
         self.robots = {r.id: r for r in store.load("robots", RobotRecord)}
@@ -112,14 +113,14 @@ class Fleet:
         if node:
             self._known("node", node)
         _check_battery(battery_pct)
-        was = robot.state
+        was = robot.state, robot.battery_pct < self.min_battery
         robot.node = node or robot.node
         robot.battery_pct = battery_pct
         robot.last_heartbeat = self.clock()
         robot.state = "fault" if fault else "available"
         robot.fault_message = fault_message if fault else ""
         self.store.save_robot(robot)
-        if robot.state != was:
+        if (robot.state, robot.battery_pct < self.min_battery) != was:
             if robot.state != "available":
                 self._take_tasks_from(robot)
             self.replan()
@@ -244,7 +245,7 @@ class Fleet:
         open_tasks = [t for t in self.tasks.values() if t.status in OPEN]
         obstacles = [self.graph.index[r.node] for r in self.robots.values()
                      if r.state != "available"]
-        result = plan(self.graph, self._requests(ready, carrying, now),
+        result = plan(self.graph, self._requests(ready, carrying, now, working=True),
                       [self._spec(t, now) for t in open_tasks], now_s=0.0, obstacles=obstacles)
         on: dict[str, str] = {t: r for r, q in result.queues.items() for t in q}
         changed = []
@@ -268,10 +269,13 @@ class Fleet:
         return result
 
     def _requests(self, robots: list[RobotRecord], carrying: dict | None = None,
-                  now: float = 0.0) -> list[RobotReq]:
+                  now: float = 0.0, working: bool = False) -> list[RobotReq]:
+        """Planner robots; `working`: a robot low on battery takes no new task (it delivers
+        what it carries and goes home to its charger)."""
         index = self.graph.index
         return [RobotReq(r.id, index[r.node], index[r.home], r.speed_mps, r.payload_kg,
-                         frozenset(r.capabilities),
+                         frozenset() if working and r.battery_pct < self.min_battery
+                         else frozenset(r.capabilities),
                          carrying=to_task_req(self._spec(carrying[r.id], now), self.graph)
                          if carrying and r.id in carrying else None)
                 for r in robots]

@@ -75,7 +75,7 @@ def rest_app(fleet: Fleet, lock: asyncio.Lock) -> web.Application:
 
 
 async def serve(*, host: str, grpc_port: int, http_port: int, map_path: Path,
-                state_dir: Path, heartbeat_timeout_s: float) -> None:
+                state_dir: Path, heartbeat_timeout_s: float, min_battery_pct: float) -> None:
     telemetry.setup("medmec-dispatch")
     meter = metrics.get_meter("medmec.dispatch")
     replans = meter.create_counter("dispatch.replans", description="fleet re-plans")
@@ -89,7 +89,7 @@ async def serve(*, host: str, grpc_port: int, http_port: int, map_path: Path,
         feed.notify(fleet)
 
     started = time.perf_counter()
-    fleet = Fleet(load_map(map_path.read_text()), store, heartbeat_timeout_s)
+    fleet = Fleet(load_map(map_path.read_text()), store, heartbeat_timeout_s, min_battery_pct)
     plan_seconds.record(time.perf_counter() - started)
     fleet.on_plan = on_plan
     log.info("loaded %d robots and %d tasks from %s", len(fleet.robots), len(fleet.tasks),
@@ -135,7 +135,8 @@ def main(args) -> int:
     try:
         asyncio.run(serve(host=args.host, grpc_port=args.grpc_port, http_port=args.http_port,
                           map_path=Path(args.map), state_dir=Path(args.state_dir),
-                          heartbeat_timeout_s=args.heartbeat_timeout_s))
+                          heartbeat_timeout_s=args.heartbeat_timeout_s,
+                          min_battery_pct=args.min_battery_pct))
     except (OSError, ScenarioError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
