@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -51,7 +52,11 @@ def test_up_reuses_a_running_cluster_and_down_stops_every_process(folder):
 
 def test_stale_state_from_a_killed_run_is_detected_and_cleaned(folder):
     first = lc.up(folder)
-    os.kill(next(p.pid for p in first.procs if p.name == "kube-apiserver"), signal.SIGKILL)
+    apiserver = next(p for p in first.procs if p.name == "kube-apiserver")
+    os.kill(apiserver.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while apiserver.alive() and time.monotonic() < deadline:  # SIGKILL is not instant
+        time.sleep(0.05)
     with pytest.raises(lc.ClusterError, match="kube-apiserver not running"):
         lc.running(folder)
     messages = []
