@@ -1,5 +1,9 @@
 """The hospital side of a probed link: round-trip pings on a long-lived connection and
-short throughput bursts on connections of their own, against a reflector (reflector.py)."""
+short throughput bursts on connections of their own, against a reflector (reflector.py).
+
+Timeouts use `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` can swallow a
+cancellation that races with its result, and a probe that ignores its cancellation never
+stops."""
 from __future__ import annotations
 
 import asyncio
@@ -18,7 +22,8 @@ DSCP = {"URLLC": 46, "eMBB": 34, "mIoT": 18}
 
 
 async def _connect(host: str, port: int, timeout: float, dscp: int | None):
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(host, port)
     sock = writer.get_extra_info("socket")
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     if dscp is not None:
@@ -31,7 +36,8 @@ async def _close(writer: asyncio.StreamWriter | None) -> None:
         return
     writer.close()
     try:  # a close flushes first; a peer that stopped reading must not hold us up
-        await asyncio.wait_for(writer.wait_closed(), 1.0)
+        async with asyncio.timeout(1.0):
+            await writer.wait_closed()
     except Exception:
         writer.transport.abort()
 
@@ -51,7 +57,8 @@ async def upload_mbps(host: str, port: int, nbytes: int, max_s: float,
 
     sender = asyncio.create_task(send())
     try:
-        reply = await asyncio.wait_for(reader.readexactly(BURST_RESULT.size), max_s + 5.0)
+        async with asyncio.timeout(max_s + 5.0):
+            reply = await reader.readexactly(BURST_RESULT.size)
         _, received, elapsed_ns = BURST_RESULT.unpack(reply)
     finally:
         sender.cancel()
@@ -78,7 +85,8 @@ async def download_mbps(host: str, port: int, nbytes: int, max_s: float,
             if left <= 0:
                 break
             try:
-                chunk = await asyncio.wait_for(reader.read(CHUNK), left)
+                async with asyncio.timeout(left):
+                    chunk = await reader.read(CHUNK)
             except TimeoutError:
                 break
             if not chunk:
@@ -130,7 +138,8 @@ class LinkProbe:
             message = PING.pack(b"P", self._seq, sent)
             self._writer.write(message)
             # a ping that timed out closes the connection, so the next bytes are this echo
-            echo = await asyncio.wait_for(self._reader.readexactly(PING.size), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):
+                echo = await self._reader.readexactly(PING.size)
             if echo != message:
                 raise ConnectionError("the reflector answered a different ping")
             return (time.perf_counter_ns() - sent) / 1e6

@@ -35,7 +35,8 @@ async def _upload(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, nb
     while remaining > 0:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
-            chunk = await asyncio.wait_for(reader.read(min(CHUNK, remaining)), timeout)
+            async with asyncio.timeout(timeout):
+                chunk = await reader.read(min(CHUNK, remaining))
         except TimeoutError:
             break
         if not chunk:
