@@ -111,6 +111,7 @@ class Operator:
         self._nodes: tuple[float, dict[str, tuple[str, int]]] = (0.0, {})
         self.debounced: set[tuple] = set()
         self.background: asyncio.Task | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # kopf's, set at startup
 
     def bind(self, kwargs: dict) -> None:
         self.slices, self.stations = kwargs["slice_index"], kwargs["station_index"]
@@ -343,7 +344,9 @@ class Operator:
                 if deployed:
                     for kind, child_name in wk.child_kinds:
                         kube.delete(kind, ns, child_name(body))
-            self.refresh_status(wk, body, state=state)
+            # written after kopf has recorded this handling, else that write's watch event
+            # would look like an unhandled creation and run this reconcile a second time
+            self.status_soon(wk, ns, name)
 
     def _pods(self, wk: WorkloadKind, namespace: str, name: str) -> list[PodView]:
         try:
@@ -351,14 +354,13 @@ class Operator:
         except KeyError:
             return []
 
-    def refresh_status(self, wk: WorkloadKind, body: dict, state=None) -> None:
+    def refresh_status(self, wk: WorkloadKind, body: dict) -> None:
         ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
         key = (wk.plural, ns, name)
         with self.status_locks[key]:
-            if state is None:
-                slice_name = body["spec"]["sliceRef"]["name"]
-                ms, zones = self._slice_of(ns, slice_name)
-                state = slice_state(ms, slice_name, zones)
+            slice_name = body["spec"]["sliceRef"]["name"]
+            ms, zones = self._slice_of(ns, slice_name)
+            state = slice_state(ms, slice_name, zones)
             node_zones = {n: zone for n, (zone, _) in self.nodes().items()}
             generation = body["metadata"]["generation"]
             computed = workload_status(state, self._pods(wk, ns, name), node_zones,
@@ -388,19 +390,21 @@ class Operator:
                     self.reconcile_workload(_by_plural(plural), body)
 
     def pod_changed(self, labels: dict, namespace: str) -> None:
-        """Refresh the owner's status soon: a pod's start is a burst of events, and one
-        status write after the burst says what several would."""
         wk = BY_COMPONENT.get(labels.get("app.kubernetes.io/component", ""))
         name = labels.get("app.kubernetes.io/instance")
-        if wk is None or not name:
-            return
+        if wk is not None and name:
+            self.status_soon(wk, namespace, name)
+
+    def status_soon(self, wk: WorkloadKind, namespace: str, name: str) -> None:
+        """Refresh a workload's status shortly (from any thread): a pod's start is a burst
+        of events, and one status write after the burst says what several would."""
         key = (wk.plural, namespace, name)
 
         def refresh() -> None:
             body = _one(self.workloads, key)
             if body is not None:
                 self.refresh_status(wk, body)
-        self.soon(key, refresh, self.settings.status_delay_seconds)
+        self.loop.call_soon_threadsafe(self.soon, key, refresh, self.settings.status_delay_seconds)
 
     def soon(self, key: tuple, fn: Callable[[], None], delay: float) -> None:
         """Run `fn` in a worker thread after `delay` s, once for all calls with `key` meanwhile
@@ -454,6 +458,7 @@ def register(settings: OperatorSettings, registry: kopf.OperatorRegistry | None 
 
     @kopf.on.startup(registry=registry)
     async def start_rechecks(**_):
+        op.loop = asyncio.get_running_loop()
         op.background = asyncio.create_task(op.recheck_forever())
 
     @kopf.on.cleanup(registry=registry)

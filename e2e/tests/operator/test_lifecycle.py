@@ -40,8 +40,10 @@ def test_service_waits_for_slice_and_children_follow_owners(cluster, operator, n
         cluster.kubectl("delete", "medicalslice", "lab", "-n", namespace)
         wait_for(lambda: get(cluster, "deployment", "triage-predictor", namespace) is None,
                  what="Deployment removed with the slice")
-        cond = condition(get(cluster, "eis", "triage", namespace), "SliceReady")
-        assert cond["status"] == "False" and cond["reason"] == "SliceNotFound"
+        cond = wait_for(lambda: (c := condition(get(cluster, "eis", "triage", namespace),
+                                                "SliceReady")).get("status") == "False" and c,
+                        what="SliceReady=False")
+        assert cond["reason"] == "SliceNotFound"
         wait_for(lambda: get(cluster, "basestation", bs)["status"].get("allocatedUplinkMbps") == 0,
                  what="capacity returned")
 
