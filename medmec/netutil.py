@@ -1,12 +1,44 @@
 """Small network helpers shared by the workloads, the local cluster and the tests."""
 from __future__ import annotations
 
+import random
 import socket
 import time
+from pathlib import Path
+
+_FALLBACK_EPHEMERAL = (32768, 60999)
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return _FALLBACK_EPHEMERAL
+
+
+def _bindable(port: int, host: str) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on `host` right now (the OS picks it)."""
+    """A TCP port that is free on `host` right now.
+
+    Chosen below the kernel's ephemeral range: a port from that range (what binding to
+    port 0 gives) can be taken as the source port of any outgoing connection in the
+    moment between choosing it and the server binding it.
+    """
+    low, _ = _ephemeral_range()
+    if low > 11000:
+        for _ in range(50):
+            port = random.randrange(10000, low)
+            if _bindable(port, host):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]

@@ -29,6 +29,14 @@ SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_IP = "10.96.0.1"  # the `kubernetes` Service's ClusterIP, first of SERVICE_CIDR
 START_TIMEOUT = 90.0
 BINARIES = ["kubernetes", "etcd", "kwok"]
+# the components in start order, and the ports each listens on
+PORTS = {
+    "etcd": ("etcd", "etcd-peer"),
+    "kube-apiserver": ("apiserver",),
+    "kube-controller-manager": ("controller-manager",),
+    "kube-scheduler": ("scheduler",),
+    "kwok": ("kwok",),
+}
 
 
 class ClusterError(RuntimeError):
@@ -247,19 +255,13 @@ def _start(folder: Path, topo: topology.Topology, topo_path: str,
     t0 = time.monotonic()
     folder.mkdir(parents=True)
     pki.generate(folder / "pki", SERVICE_IP)
-    ports = {name: free_port() for name in
-             ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok")}
-    server = f"https://127.0.0.1:{ports['apiserver']}"
-    for identity in pki.CLIENTS:
-        _kubeconfig(folder, server, identity)
+    ports = {key: free_port() for keys in PORTS.values() for key in keys}
+    _write_kubeconfigs(folder, ports)
     (folder / "kwok.yaml").write_text("")  # no stages: KWOK's built-in node and pod lifecycle
     state = State(folder=folder, ports=ports, procs=[], topology_file=topo_path)
     try:
-        for name, argv in _component_args(folder, ports).items():
-            proc = processes.start(name, argv, folder / "logs" / f"{name}.log")
-            state.procs.append(proc)
-            state.save()  # a crash from here on leaves a state that `down` can clean
-            processes.wait_ready(proc, _ready_check(name, folder, ports), START_TIMEOUT)
+        for name in PORTS:
+            _start_component(state, name, log)
             log(f"{name} ready ({time.monotonic() - t0:.1f} s)")
         _create_nodes(state, topo)
         log(f"{len(topo.nodes())} nodes Ready ({time.monotonic() - t0:.1f} s)")
@@ -272,6 +274,37 @@ def _start(folder: Path, topo: topology.Topology, topo_path: str,
         raise ClusterError(f"{err}\n(all started processes were stopped; logs in "
                            f"{folder / 'logs'})") from err
     return state
+
+
+def _write_kubeconfigs(folder: Path, ports: dict[str, int]) -> None:
+    for identity in pki.CLIENTS:
+        _kubeconfig(folder, f"https://127.0.0.1:{ports['apiserver']}", identity)
+
+
+def _start_component(state: State, name: str, log: Callable[[str], None], attempts: int = 3) -> None:
+    """Start one component and wait until it is ready.
+
+    A port chosen free can still be taken before the component binds it; then the
+    component is started again on fresh ports (the ones it listens on), up to `attempts`.
+    """
+    for attempt in range(1, attempts + 1):
+        argv = _component_args(state.folder, state.ports)[name]
+        proc = processes.start(name, argv, state.folder / "logs" / f"{name}.log")
+        state.procs.append(proc)
+        state.save()  # a crash from here on leaves a state that `down` can clean
+        try:
+            processes.wait_ready(proc, _ready_check(name, state.folder, state.ports), START_TIMEOUT)
+            return
+        except processes.ProcessError as err:
+            if attempt == attempts or "address already in use" not in str(err):
+                raise
+            proc.stop()
+            state.procs.remove(proc)
+            for key in PORTS[name]:
+                state.ports[key] = free_port()
+            if name == "kube-apiserver":
+                _write_kubeconfigs(state.folder, state.ports)
+            log(f"{name}: a port was taken before it could bind it; retrying on another")
 
 
 def _create_nodes(state: State, topo: topology.Topology, timeout: float = 60.0) -> None:
@@ -302,6 +335,18 @@ def attach(folder: Path, proc: processes.Proc) -> None:
         state = running(folder)
         state.addons = [p for p in state.addons if p.name != proc.name and p.alive()] + [proc]
         state.save()
+
+
+def stop_addons(folder: Path) -> list[str]:
+    """Stop the processes attached to the running cluster in `folder`; the cluster stays."""
+    with _lock(folder):
+        state = running(folder)
+        stopped = [p.name for p in reversed(state.addons) if p.alive()]
+        for proc in reversed(state.addons):
+            proc.stop()
+        state.addons = []
+        state.save()
+        return stopped
 
 
 def _stop_and_remove(folder: Path) -> list[str]:

@@ -36,6 +36,10 @@ def test_up_reuses_a_running_cluster_and_down_stops_every_process(folder):
     assert any("already running" in m for m in messages)
     assert "base station gnb-north (zone mec-north): 3 nodes, 16 GPUs" in lc.describe(again)
 
+    first_addon = lc.processes.start("demo-addon", ["sleep", "300"], folder / "logs" / "a.log")
+    lc.attach(folder, first_addon)
+    assert lc.stop_addons(folder) == ["demo-addon"]
+    assert not first_addon.alive() and lc.running(folder).addons == []
     addon = lc.processes.start("demo-addon", ["sleep", "300"], folder / "logs" / "addon.log")
     lc.attach(folder, addon)
     assert "demo-addon" in lc.describe(lc.running(folder))
@@ -73,10 +77,14 @@ def test_a_component_that_cannot_start_is_named_with_its_log_and_nothing_is_left
     squatter.bind(("127.0.0.1", 0))
     squatter.listen()
     taken = squatter.getsockname()[1]
-    ports = iter([None, None, taken])  # the third port asked for is the API server's
+    asked = []
+
+    def free_port():  # etcd's two ports are free; every port after them is taken
+        asked.append(1)
+        return real_free_port() if len(asked) <= 2 else taken
 
     real_free_port = lc.free_port
-    monkeypatch.setattr(lc, "free_port", lambda: next(ports, None) or real_free_port())
+    monkeypatch.setattr(lc, "free_port", free_port)
     started = []
     monkeypatch.setattr(lc.processes, "start", _recording(lc.processes.start, started))
     try:
@@ -118,3 +126,28 @@ def test_cli_status_and_kubeconfig_without_a_cluster_say_how_to_start_one(tmp_pa
         result = medmec("cluster", action, "--state-dir", str(tmp_path / "none"))
         assert result.returncode == 1
         assert "medmec cluster up" in result.stderr
+
+
+def test_a_port_taken_before_the_component_binds_it_is_replaced(folder, monkeypatch):
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    asked = []
+
+    def free_port():  # the API server's first port is taken; later ones are free
+        asked.append(1)
+        return taken if len(asked) == 3 else real_free_port()
+
+    real_free_port = lc.free_port
+    monkeypatch.setattr(lc, "free_port", free_port)
+    messages = []
+    try:
+        state = lc.up(folder, log=messages.append)
+    finally:
+        squatter.close()
+    assert any("kube-apiserver: a port was taken" in m for m in messages)
+    assert state.ports["apiserver"] != taken
+    assert f"https://127.0.0.1:{state.ports['apiserver']}" in state.kubeconfig.read_text()
+    assert len(alive_pids(state)) == 5
+    assert lc.running(folder).ports == state.ports
