@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import resource
 import statistics
 import sys
@@ -34,7 +35,7 @@ from medmec.workloads.qos.reflector import PING
 DEFAULT = ProbeSettings()
 LATENCY_MS = 20
 RUN_S = 15.0
-STEPS = [1, 50, 200, 500, 1000, 2000, 4000]
+STEPS = [10, 50, 200, 500, 1000, 2000, 4000]
 TCP_IP_HEADERS = 20 + 32  # IPv4 + TCP with the timestamp option, as Linux sends by default
 
 
@@ -108,7 +109,7 @@ def main() -> int:
               f"{DEFAULT.interval_s:g} s, {RUN_S:g} s per step, reference bare path pinged side "
               f"by side from another process")
         print(f"  {'probes':>7}{'pings':>8}{'lost':>6}{'bare path':>11}{'median error':>14}"
-              f"{'p95 error':>11}{'p99 error':>11}{'prober CPU':>12}")
+              f"{'p95 error':>13}{'p99 error':>13}{'prober CPU':>12}")
         capacity = 0
         for n in steps:
             rtts, ref, cpu, sent = asyncio.run(side_by_side(probed, bare, n))
@@ -119,15 +120,20 @@ def main() -> int:
             errors = [abs(r - LATENCY_MS - base) for r in rtts]
             median = abs(statistics.median(rtts) - LATENCY_MS - base)
             print(f"  {n:>7}{sent:>8}{sent - len(rtts):>6}{base:>8.3f} ms{median:>11.3f} ms"
-                  f"{percentile(errors, 95):>8.3f} ms{percentile(errors, 99):>8.3f} ms"
+                  f"{percentile(errors, 95):>10.3f} ms{percentile(errors, 99):>10.3f} ms"
                   f"{cpu / RUN_S * 100:>10.1f} %")
             if median < 1.0 and sent == len(rtts):
                 capacity = n
             else:
                 break
-        print(f"  one prober process keeps its median error under 1 ms with {capacity} probes "
-              f"(slice x base station pairs) at the default interval"
-              + (" (the largest step tried)" if capacity == steps[-1] else ""))
+        if capacity:
+            print(f"  one prober process keeps its median error under 1 ms with {capacity} probes "
+                  f"(slice x base station pairs) at the default interval"
+                  + (" (the largest step tried)" if capacity == steps[-1] else ""))
+        else:
+            print(f"  even {steps[0]} probes miss the 1 ms bound here: the error is the machine's "
+                  f"load (see the load average), not the number of probes; run again when idle")
+        print(f"  load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     finally:
         links.stop()
     return 0
