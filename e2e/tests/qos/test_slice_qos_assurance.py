@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import http.server
 import sys
 import threading
@@ -222,4 +223,36 @@ def test_latency_breach_shifts_critical_inference_and_recovers(cluster, links, t
     finally:
         watcher.stop()
         alerts.shutdown()
+        cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def test_acceptance_reads_the_slice_from_the_cluster(cluster, links):
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(devtools.CRD_DIR))
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                    "crd/medicalslices.medmec.io")
+    ns = f"qos-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", ns)
+    try:
+        cluster.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "medmec.io/v1alpha1", "kind": "MedicalSlice",
+            "metadata": {"name": "ecg", "namespace": ns},
+            "spec": {"profile": "remote-ecg", "sliceType": "eMBB", "baseStations": list(ZONES),
+                     "resources": {"cpu": "4", "memory": "8Gi"}}}))
+
+        def accept(name, *link_args):
+            return subprocess.run([sys.executable, "-m", "medmec", "qos", "accept", name, "-n", ns,
+                                   "--duration", "2s", *link_args], capture_output=True,
+                                  text=True, timeout=120, env=cluster.env)
+
+        ok = accept("ecg", *links.link_args())
+        assert ok.returncode == 0, ok.stdout + ok.stderr
+        assert f"MedicalSlice {ns}/ecg (remote-ecg)" in ok.stdout and "<= 100 ms" in ok.stdout
+        assert {line.split()[0] for line in ok.stdout.splitlines()
+                if line.endswith("PASS") and not line.startswith("overall")} == set(ZONES)
+        missing = accept("ecg", *links.link_args()[:2])
+        assert missing.returncode == 2 and "no --link for covered base station(s) gnb-south" \
+            in missing.stderr
+        unknown = accept("no-such-slice", *links.link_args())
+        assert unknown.returncode == 2 and "cannot read MedicalSlice" in unknown.stderr
+    finally:
         cluster.kubectl("delete", "namespace", ns, "--wait=false", check=False)
