@@ -38,6 +38,9 @@ def start_console(workdir: Path, token: str, env: dict[str, str], extra: list[st
 def browser() -> Iterator:
     """A Playwright browser context on headless Chromium with a new, empty profile."""
     from playwright.sync_api import sync_playwright
+    if not os.access(CHROMIUM, os.X_OK):
+        raise RuntimeError(f"no Chromium at {CHROMIUM}: install Debian's (apt-get install -y "
+                           f"chromium) or point MEDMEC_CHROMIUM at one")
     with tempfile.TemporaryDirectory(prefix="medmec-chromium-") as profile, \
             sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
