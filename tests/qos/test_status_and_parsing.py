@@ -118,6 +118,9 @@ def test_alert_follows_the_alertmanager_v2_shape():
     assert a["labels"]["alertname"] == "MedicalSliceQoSBreach"
     assert a["labels"]["severity"] == "critical" and "endsAt" not in a
     assert a["annotations"]["description"] == "gnb-north: down"
+    assert a["annotations"]["reason"] == "LinkDown" and "reason" not in a["labels"]
+    other = alerts.alert("surgery", "robotic-surgery", True, {**cond, "reason": "ProbeLoss"}, "t")
+    assert other["labels"] == a["labels"]  # the same alert while the breach changes reason
     resolved = alerts.alert("surgery", "robotic-surgery", False, cond, "t0", ends_at="t1")
     assert resolved["endsAt"] == "t1" and resolved["labels"]["severity"] == "warning"
 

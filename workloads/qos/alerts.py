@@ -11,12 +11,14 @@ log = logging.getLogger(__name__)
 
 def alert(namespace: str, slice_name: str, critical: bool, condition: dict, starts_at: str,
           ends_at: str | None = None) -> dict:
+    # the labels identify the alert, so they stay the same while the breach changes its
+    # reason and when it is resolved; the reason goes into the annotations
     body = {
         "labels": {"alertname": "MedicalSliceQoSBreach", "namespace": namespace,
-                   "medicalslice": slice_name, "reason": condition["reason"],
-                   "severity": "critical" if critical else "warning"},
+                   "medicalslice": slice_name, "severity": "critical" if critical else "warning"},
         "annotations": {"summary": f"MedicalSlice {namespace}/{slice_name} is not meeting "
-                                   f"its QoS budget", "description": condition["message"]},
+                                   f"its QoS budget", "reason": condition["reason"],
+                        "description": condition["message"]},
         "startsAt": starts_at,
     }
     if ends_at:

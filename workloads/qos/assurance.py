@@ -138,7 +138,7 @@ class Assurance:
             samples, uplink, downlink = self.probes[(ns, name, bs)][0].window()
             verdicts.append(judge(bs, samples, qos, self.policy, uplink, downlink, p99))
             self.latest[(ns, name, bs)] = verdicts[-1]
-        for attempt in range(3):
+        for _ in range(3):
             try:
                 await self._write(medical_slice, verdicts)
                 return
@@ -171,7 +171,8 @@ class Assurance:
         elif old_met == "False" and condition["status"] == "True":
             log.info("slice %s/%s meets its QoS budget again", ns, name)
             await self.api.event(medical_slice, "Normal", "QoSRecovered", condition["message"])
-            await self.alerts.send([alert(ns, name, critical, condition, started,
+            await self.alerts.send([alert(ns, name, critical, old_condition,
+                                          old_condition.get("lastTransitionTime", started),
                                           ends_at=slice_status.timestamp(now))])
         if sorted(avoid) != sorted(old_avoid):
             allowed = [b for b in medical_slice["spec"]["baseStations"] if b not in avoid]

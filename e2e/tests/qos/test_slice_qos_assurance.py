@@ -194,7 +194,8 @@ def test_latency_breach_shifts_critical_inference_and_recovers(cluster, links, t
         firing = wait_for(lambda: [a for a in alerts.received if "endsAt" not in a], 10, "an alert")
         assert firing[0]["labels"] == {
             "alertname": "MedicalSliceQoSBreach", "namespace": ns, "medicalslice": "robotic-surgery",
-            "reason": "NetworkLatencyOverBudget", "severity": "critical"}
+            "severity": "critical"}
+        assert firing[0]["annotations"]["reason"] == "NetworkLatencyOverBudget"
 
         # the operator's step: re-render with the base stations placement requires
         assert render_inference_deployment() == ["mec-south"]
@@ -215,7 +216,10 @@ def test_latency_breach_shifts_critical_inference_and_recovers(cluster, links, t
         wait_for(lambda: get("medicalslice", "robotic-surgery")["status"]["qos"]
                  ["avoidBaseStations"] == [], HOLD_DOWN_S + 10, "the hold-down to end")
         assert time.monotonic() - recovered >= HOLD_DOWN_S - 1.5
-        wait_for(lambda: any("endsAt" in a for a in alerts.received), 10, "the resolved alert")
+        resolved = wait_for(lambda: [a for a in alerts.received if "endsAt" in a], 10,
+                            "the resolved alert")
+        assert resolved[0]["labels"] == firing[0]["labels"]  # it resolves the alert that fired
+        assert resolved[0]["startsAt"] <= resolved[0]["endsAt"]
 
         assert render_inference_deployment() == ["mec-north", "mec-south"]
         _, lowest = rolled_out_onto(set(ZONES))
