@@ -135,23 +135,27 @@ class Operator:
     def _station_map(self) -> dict[str, admission.Station]:
         return {name: st for name, store in self.stations.items() for st in store}
 
+    def _claims(self) -> list[admission.Claim]:
+        """Every slice with a valid QoS contract, as a claim on its base stations."""
+        claims = []
+        for (ns, name), store in list(self.slices.items()):
+            for ms in store:
+                try:
+                    qos = resolve_qos(ms["spec"])
+                except ValueError:
+                    continue  # reported as InvalidSpec by its own reconcile
+                previously = self.admitted.get(
+                    f"{ns}/{name}", is_true(ms["status"].get("conditions"), "Admitted"))
+                claims.append(admission.Claim(ns, name, ms["metadata"]["creationTimestamp"] or "",
+                                              qos.uplinkMbps, qos.downlinkMbps,
+                                              tuple(ms["spec"].get("baseStations") or ()),
+                                              previously))
+        return claims
+
     def decide(self) -> dict[str, admission.Decision]:
         """Admission decisions for all slices, from the index plus our own newer decisions."""
         with self.lock:
-            claims = []
-            for (ns, name), store in self.slices.items():
-                for ms in store:
-                    key = f"{ns}/{name}"
-                    try:
-                        qos = resolve_qos(ms["spec"])
-                    except ValueError:
-                        continue
-                    previously = self.admitted.get(
-                        key, is_true(ms["status"].get("conditions"), "Admitted"))
-                    claims.append(admission.Claim(ns, name, ms["metadata"]["creationTimestamp"] or "",
-                                                  qos.uplinkMbps, qos.downlinkMbps,
-                                                  tuple(ms["spec"].get("baseStations") or ()),
-                                                  previously))
+            claims = self._claims()
             decisions = admission.decide(self._station_map(), claims)
             before = sum(self.admitted.values())
             self.admitted = {k: d.admitted for k, d in decisions.items()}
@@ -289,15 +293,7 @@ class Operator:
         if station is None:
             return
         with observe.reconcile("BaseStation", None, name):
-            claims = []
-            for (ns, ms_name), store in self.slices.items():
-                for ms in store:
-                    try:
-                        qos = resolve_qos(ms["spec"])
-                    except ValueError:
-                        continue
-                    claims.append(admission.Claim(ns, ms_name, "", qos.uplinkMbps, qos.downlinkMbps,
-                                                  tuple(ms["spec"].get("baseStations") or ())))
+            claims = self._claims()
             usage = admission.usage_by_station({name: station}, claims, self.decisions)[name]
             nodes = self.nodes()
             gpu_nodes = sorted(n for n, (zone, gpus) in nodes.items() if zone == station.zone and gpus)
