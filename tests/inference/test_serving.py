@@ -86,6 +86,9 @@ def test_health_metadata_and_metrics(plain_server):
              if line.startswith('medmec_inference_cases_total{model="breast-cancer",version="1"}')]
     assert cases and float(cases[0].split()[-1]) >= 5
     assert 'nv_inference_request_success_total{model="breast-cancer",version="1"}' in text
+    # the latency quantiles the QoS prober reads for a slice's end-to-end budget
+    assert any(line.startswith("nv_inference_request_summary_us{") and 'quantile="0.99"' in line
+               for line in text.splitlines())
 
 
 def test_each_batch_is_traced_without_the_case_data(plain_server):

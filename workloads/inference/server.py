@@ -240,7 +240,9 @@ def serve(settings: ServerSettings) -> int:
     config = TritonConfig(http_address=settings.address, http_port=settings.http_port,
                           grpc_address=settings.address, grpc_port=settings.grpc_port,
                           metrics_address="127.0.0.1", metrics_port=triton_metrics_port,
-                          exit_timeout_secs=5)
+                          # latency summaries give the p99 the QoS prober adds to the
+                          # network latency for a slice's end-to-end budget
+                          metrics_config=["summary_latencies=true"], exit_timeout_secs=5)
     batcher = (DynamicBatcher(max_queue_delay_microseconds=settings.max_queue_delay_us)
                if settings.dynamic_batching else None)
     inputs, outputs = tensors(stable)
