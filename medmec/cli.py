@@ -20,7 +20,7 @@ AREAS = [
     "medmec.workloads.inference.cli",
     "medmec.workloads.nursing.cli",
     "medmec.workloads.dispatch.cli",
-    "medmec.workloads.gitops.cli",  # after inference: adds `models promote|rollback`
+    "medmec.workloads.gitops.cli",
 ]
 
 

@@ -1,7 +1,7 @@
 """`medmec gitops promote | rollback | validate | sync`: ship model versions through git.
 
-promote and rollback are also offered as `medmec models promote | rollback` when the model
-store's `models` command is registered before this area (medmec/cli.py AREAS order).
+promote and rollback are also offered as `medmec models promote | rollback` (the model
+store's command group adds them with `add_promotion_commands`).
 """
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ def register(commands, serve) -> None:
     gitops = commands.add_parser(
         "gitops", help="promote, roll back and validate model versions in the kustomize overlays")
     sub = gitops.add_subparsers(dest="action", required=True, metavar="ACTION")
-    _add_promote(sub)
-    _add_rollback(sub)
+    add_promotion_commands(sub)
     validate = sub.add_parser(
         "validate", help="server-side dry-run of every overlay and a check of its model "
                          "versions against the store (the CI check behind `make validate`)")
@@ -46,12 +45,12 @@ def register(commands, serve) -> None:
                                                        "classes; CRDs and hospital resources stay")
     uninstall.set_defaults(func=_chart_uninstall)
 
-    models = commands.choices.get("models")
-    if models is not None:
-        actions = next((a for a in models._actions if isinstance(a, argparse._SubParsersAction)), None)
-        if actions is not None:
-            _add_promote(actions)
-            _add_rollback(actions)
+
+
+def add_promotion_commands(sub) -> None:
+    """`promote` and `rollback` under a sub-command group (`gitops`, and `models`)."""
+    _add_promote(sub)
+    _add_rollback(sub)
 
 
 def _deploy_dir_arg(parser: argparse.ArgumentParser) -> None:

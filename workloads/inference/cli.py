@@ -1,4 +1,4 @@
-"""`medmec models push | pull | list` (the model store) and `medmec serve inference`."""
+"""`medmec models push | pull | list | promote | rollback` and `medmec serve inference`."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +9,8 @@ from pathlib import Path
 
 def register(commands, serve) -> None:
     models = commands.add_parser(
-        "models", help="push and pull model versions (MinIO store from MEDMEC_STORE_* env)")
+        "models", help="push and pull model versions (MinIO store from MEDMEC_STORE_* env), "
+                       "promote and roll back versions in the GitOps overlays")
     sub = models.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     push = sub.add_parser("push", help="upload a version folder (model.onnx, card.md, "
@@ -27,6 +28,10 @@ def register(commands, serve) -> None:
     listing = sub.add_parser("list", help="the versions of a model in the store")
     listing.add_argument("name")
     listing.set_defaults(func=_list)
+
+    # promote / rollback edit the GitOps overlays; also offered as `medmec gitops ...`
+    from medmec.workloads.gitops.cli import add_promotion_commands
+    add_promotion_commands(sub)
 
     inference = serve.add_parser(
         "inference", help="serve an ONNX diagnosis model with Triton (KServe v2, HTTP + gRPC)")
