@@ -1,7 +1,6 @@
 """The control plane is real (scheduler, controllers, RBAC) and the topology is right."""
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
@@ -9,21 +8,11 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from medmec.localcluster import topology
+from medmec.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
 GPU_TOLERATION = {"key": topology.GPU_RESOURCE, "operator": "Exists", "effect": "NoSchedule"}
-
-
-def wait_for(predicate, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from medmec import processes
+from medmec.waiting import wait_for
 from medmec.operator import devtools, render_inference, render_slice
 from medmec.operator.settings import OperatorSettings
 from medmec.workloads.qos import emulation, placement
@@ -60,17 +61,6 @@ class AlertRecorder(http.server.ThreadingHTTPServer):
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.25):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
 
 
 @pytest.fixture
