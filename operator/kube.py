@@ -1,4 +1,4 @@
-"""Thin Kubernetes I/O for the handlers: server-side apply, delete, status patch, events.
+"""Thin Kubernetes I/O for the operator: server-side apply, delete, status patch, node list.
 
 Server-side apply with one field manager makes every write idempotent: a handler that runs
 twice, or again after a crash, leaves the same objects and never a duplicate."""
@@ -14,7 +14,7 @@ from medmec.operator import meta
 
 log = logging.getLogger(__name__)
 
-# kind -> (API path prefix, plural, namespaced) for every kind the operator writes
+# kind -> (API path prefix, plural, namespaced) for every kind the operator and devtools write
 KINDS = {
     "ConfigMap": ("/api/v1", "configmaps", True),
     "Service": ("/api/v1", "services", True),
