@@ -13,6 +13,7 @@ cluster (the direct run's objects stay).
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -203,10 +204,11 @@ def main() -> int:
         print(f"direct: {SERVICES} services' objects created, all pods ready in {direct:.1f} s", flush=True)
         operated, (reconciles, events), rss = run_operator(api, kubeconfig, work / "operator.log")
     except Exception as err:
-        print(f"benchmark failed: {err}", file=sys.stderr)
+        print(f"benchmark failed: {err} (operator log: {work / 'operator.log'})", file=sys.stderr)
         return 1
     finally:
         cluster.down(work / "cluster")
+    shutil.rmtree(work, ignore_errors=True)
 
     rows = [
         ("services", f"{SERVICES} over {SLICES} slices on {ZONES * NODES_PER_ZONE} GPU nodes"),
