@@ -12,14 +12,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import urllib.request
+from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from medmec import processes
 from medmec.netutil import free_port
+from medmec.waiting import wait_for
 
 CRD_DIR = Path(__file__).resolve().parent.parent / "crds"
 SAMPLES_DIR = CRD_DIR / "samples"
@@ -82,7 +83,18 @@ def start_operator(kubeconfig: str, log: Path, namespaces: list[str] | None = No
 
 
 def apply_samples(kubeconfig: str) -> None:
+    """The sample hospital, with the dispatcher's sample map as the robot fleet's map."""
     kubectl(kubeconfig, "apply", "-f", str(SAMPLES_DIR))
+    from medmec.operator import kube
+    kube.use(kubeconfig)
+    kube.apply(sample_map_configmap())
+
+
+def sample_map_configmap(namespace: str = "logistics", name: str = "hospital-map") -> dict:
+    map_json = resources.files("medmec.workloads.dispatch").joinpath("maps/sample-hospital.json")
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": namespace},
+            "data": {"map.json": map_json.read_text()}}
 
 
 def not_ready(kubeconfig: str) -> list[str]:
@@ -99,12 +111,9 @@ def not_ready(kubeconfig: str) -> list[str]:
 
 
 def wait_converged(kubeconfig: str, timeout: float = 180) -> None:
-    """Until every medmec resource is Ready; raises naming the ones that are not."""
-    deadline = time.monotonic() + timeout
-    while True:
-        waiting = not_ready(kubeconfig)
-        if not waiting:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError("not converged:\n  " + "\n  ".join(waiting))
-        time.sleep(2)
+    """Until every medmec resource is Ready; TimeoutError names the ones that are not."""
+    try:
+        wait_for(lambda: not not_ready(kubeconfig), timeout, "every medmec resource Ready",
+                 interval=2)
+    except TimeoutError:
+        raise TimeoutError("not converged:\n  " + "\n  ".join(not_ready(kubeconfig))) from None

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from medmec.operator import devtools
+from medmec.waiting import wait_for  # noqa: F401  (re-exported for the tests)
 
 
 class OperatorProcess:
@@ -69,17 +70,6 @@ def condition(obj: dict | None, type_: str) -> dict:
         if cond["type"] == type_:
             return cond
     return {}
-
-
-def wait_for(predicate, timeout: float = 90, interval: float = 1.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
 
 
 def base_station(name: str, zone: str, uplink: int = 1000, downlink: int = 1000) -> dict:
