@@ -15,6 +15,8 @@ def register(commands, serve) -> None:
                        help="serve every namespace (the default without --namespace)")
     run.add_argument("--peering", help="kopf peering name for several replicas "
                      "(default medmec; '' = standalone)")
+    run.add_argument("--priority", type=int, help="peering priority of this replica: the highest "
+                     "of the running replicas reconciles (default 0)")
     run.add_argument("--liveness-port", type=int,
                      help="port of the /healthz liveness endpoint (0 = off; default 8080)")
     run.add_argument("--liveness-host", help="address the liveness endpoint binds (default 0.0.0.0)")
@@ -34,6 +36,7 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = OperatorSettings.from_env(
         namespaces=None if args.all_namespaces else args.namespaces, peering=args.peering,
+        priority=args.priority,
         liveness_port=args.liveness_port, liveness_host=args.liveness_host, image=args.image,
         store_endpoint=args.store_endpoint, store_secret=args.store_secret)
     telemetry.setup("medmec-operator")
@@ -43,5 +46,6 @@ def _run(args: argparse.Namespace) -> int:
                 if settings.liveness_port else None)
     kopf.run(registry=registry, clusterwide=not settings.namespaces,
              namespaces=settings.namespaces, peering_name=settings.peering or None,
-             standalone=not settings.peering, liveness_endpoint=liveness)
+             standalone=not settings.peering, priority=settings.priority,
+             liveness_endpoint=liveness)
     return 0

@@ -18,6 +18,8 @@ class OperatorSettings(BaseModel):
                               description="Secret (in each service's namespace) with access-key and secret-key")
     store_secure: bool = False
     peering: str = Field("medmec", description="kopf peering name; '' runs standalone")
+    priority: int = Field(0, description="peering priority: of several replicas, the highest "
+                          "reconciles and the others stand by (give each replica its own)")
     liveness_port: int = Field(8080, ge=0, le=65535, description="0 disables the liveness endpoint")
     liveness_host: str = "0.0.0.0"
     recheck_seconds: float = Field(5.0, gt=0, description="how often waiting resources are re-checked")
