@@ -29,6 +29,9 @@ from medmec.operator.workload_status import PodView, pod_view, slice_state, work
 log = logging.getLogger(__name__)
 MANAGED = {"app.kubernetes.io/managed-by": meta.FIELD_MANAGER}
 RETRY_SECONDS = 5.0
+# condition reasons that mean the user has something to fix: each change posts an Event
+USER_PROBLEMS = {"SliceNotFound", "SliceNotAdmitted", "NoZones", "Unschedulable", "ModelNotInStore",
+                 "MapNotFound", "InvalidMap", "RobotHomeNotOnMap"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,12 +44,19 @@ class WorkloadKind:
     child_kinds: tuple[tuple[str, Callable[[dict], str]], ...]  # (kind, name of body) to delete
     want_ready: Callable[[dict], int]
     extra_status: Callable[[dict], dict]
+    # why the spec cannot be deployed, as (reason, message); may read the cluster
     problem: Callable[[dict], tuple[str, str] | None] = lambda body: None
 
 
 def _eis_problem(body: dict) -> tuple[str, str] | None:
     message = render_inference.storage_uri_problem(body["spec"])
     return ("ModelNotInStore", message) if message else None
+
+
+def _fleet_problem(body: dict) -> tuple[str, str] | None:
+    ref = body["spec"]["mapRef"]
+    return render_fleet.map_problem(body["spec"], kube.configmap_value(
+        body["metadata"]["namespace"], ref["name"], ref.get("key", "map.json")))
 
 
 def _suffixed(child_name: Callable[[dict], str], suffix: str) -> Callable[[dict], str]:
@@ -68,7 +78,8 @@ WORKLOADS = {
         (("Deployment", render_fleet.child_name), ("Service", render_fleet.child_name),
          ("ConfigMap", _suffixed(render_fleet.child_name, "-fleet"))),
         lambda b: 1,
-        lambda b: {"endpoint": render_fleet.endpoint(b), "robotsDeclared": len(b["spec"]["robots"])}),
+        lambda b: {"endpoint": render_fleet.endpoint(b), "robotsDeclared": len(b["spec"]["robots"])},
+        _fleet_problem),
     "CloudNursingService": WorkloadKind(
         "CloudNursingService", "cloudnursingservices", "nursing", render_nursing.children,
         (("Deployment", render_nursing.child_name), ("Service", render_nursing.child_name),
@@ -105,6 +116,7 @@ class Operator:
         self.decisions: dict[str, admission.Decision] = {}
         self.written: dict[tuple, dict] = {}  # last status written per (plural, ns, name)
         self.applied: dict[tuple, int] = {}  # generation whose children were all applied
+        self.problems: dict[tuple, tuple[str, str]] = {}  # workloads whose spec cannot deploy
         self.status_locks: collections.defaultdict = collections.defaultdict(threading.Lock)
         # kopf indexes, bound by the first handler that runs
         self.slices = self.stations = self.workloads = self.pods = None
@@ -265,6 +277,10 @@ class Operator:
     def recheck_once(self) -> None:
         self.reconcile_waiting()
         self.refresh_stations()
+        for plural, ns, name in list(self.problems):  # e.g. a map ConfigMap created since
+            body = _one(self.workloads, (plural, ns, name))
+            if body is not None:
+                self.reconcile_workload(_by_plural(plural), body)
 
     def reconcile_waiting(self) -> None:
         """Reconcile the slices whose written status does not show them admitted."""
@@ -328,6 +344,10 @@ class Operator:
             state = slice_state(ms, slice_name, zones)
             problem = wk.problem(body)
             key = (wk.plural, ns, name)
+            if problem:
+                self.problems[key] = problem
+            else:
+                self.problems.pop(key, None)
             if state.ok and not problem:
                 for obj in wk.children(body, ms, zones, self.settings):
                     kube.apply(obj)
@@ -360,7 +380,7 @@ class Operator:
             node_zones = {n: zone for n, (zone, _) in self.nodes().items()}
             generation = body["metadata"]["generation"]
             computed = workload_status(state, self._pods(wk, ns, name), node_zones,
-                                       wk.want_ready(body), wk.problem(body),
+                                       wk.want_ready(body), self.problems.get(key),
                                        applied=self.applied.get(key, 0) >= generation)
             old = self.written.get(key) or body["status"]
             status = {**computed, **wk.extra_status(body), "observedGeneration": generation,
@@ -372,9 +392,8 @@ class Operator:
             before = {c["type"]: c for c in old.get("conditions") or []}
             for cond in status["conditions"]:
                 was = before.get(cond["type"], {})
-                if cond["status"] == "False" and cond["reason"] in (
-                        "SliceNotFound", "SliceNotAdmitted", "NoZones", "Unschedulable",
-                        "ModelNotInStore") and was.get("reason") != cond["reason"]:
+                if cond["status"] == "False" and cond["reason"] in USER_PROBLEMS \
+                        and was.get("reason") != cond["reason"]:
                     kopf.event(body, type="Warning", reason=cond["reason"], message=cond["message"])
 
     def refresh_workloads_of(self, namespace: str, slice_name: str) -> None:
@@ -423,7 +442,7 @@ class Operator:
         loop.call_later(delay, fire)
 
     def workload_gone(self, wk: WorkloadKind, namespace: str, name: str) -> None:
-        for memory in (self.written, self.applied, self.status_locks):
+        for memory in (self.written, self.applied, self.problems, self.status_locks):
             memory.pop((wk.plural, namespace, name), None)
 
 

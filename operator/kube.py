@@ -112,3 +112,14 @@ def list_nodes() -> list[dict]:
     nodes = client.CoreV1Api(api()).list_node().items
     return [{"name": n.metadata.name, "labels": n.metadata.labels or {},
              "allocatable": (n.status.allocatable or {}) if n.status else {}} for n in nodes]
+
+
+def configmap_value(namespace: str, name: str, key: str) -> str | None:
+    """One value of a ConfigMap; None when the ConfigMap or the key does not exist."""
+    try:
+        cm = client.CoreV1Api(api()).read_namespaced_config_map(name, namespace)
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise
+    return (cm.data or {}).get(key)

@@ -84,3 +84,23 @@ def children(crf: dict, ms: dict, zones: list[str], settings: OperatorSettings) 
 
 def endpoint(crf: dict) -> str:
     return f"{child_name(crf)}.{crf['metadata']['namespace']}.svc:{GRPC_PORT}"
+
+
+def map_problem(spec: dict, map_text: str | None) -> tuple[str, str] | None:
+    """Why the fleet's map cannot be used, as (reason, message), or None.
+
+    `map_text` is the mapRef ConfigMap's value, None when the ConfigMap or key is missing."""
+    ref = spec["mapRef"]
+    key = ref.get("key", "map.json")
+    if map_text is None:
+        return ("MapNotFound", f"spec.mapRef: ConfigMap {ref['name']} with key {key} does not exist")
+    try:
+        nodes = {node["id"] for node in json.loads(map_text)["nodes"]}
+    except (ValueError, KeyError, TypeError) as err:
+        return ("InvalidMap", f"spec.mapRef: {ref['name']}/{key} is not a hospital map "
+                              f"(JSON with nodes, edges, lifts): {err}")
+    away = [robot["id"] for robot in spec["robots"] if robot["home"] not in nodes]
+    if away:
+        return ("RobotHomeNotOnMap", f"spec.robots: the home of {', '.join(away)} is not a node "
+                                     f"of map {ref['name']}")
+    return None

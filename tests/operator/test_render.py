@@ -170,3 +170,13 @@ def test_nursing_embedded_and_postgresql_storage():
     assert container["command"][container["command"].index("--database-env") + 1] == "MEDMEC_NURSING_DSN"
     assert container["env"][0]["valueFrom"]["secretKeyRef"] == {"name": "db", "key": "dsn"}
     assert dep["spec"]["replicas"] == 2 and dep["spec"]["strategy"]["type"] == "RollingUpdate"
+
+
+def test_fleet_map_problems_name_what_is_wrong():
+    spec = _sample("CareRobotFleet", "delivery-robots")["spec"]
+    good = json.dumps({"nodes": [{"id": r["home"]} for r in spec["robots"]], "edges": [], "lifts": []})
+    assert render_fleet.map_problem(spec, good) is None
+    assert render_fleet.map_problem(spec, None)[0] == "MapNotFound"
+    assert render_fleet.map_problem(spec, "{not json")[0] == "InvalidMap"
+    reason, message = render_fleet.map_problem(spec, json.dumps({"nodes": [{"id": "f0-park-00a"}]}))
+    assert reason == "RobotHomeNotOnMap" and "amr-02, amr-03" in message
