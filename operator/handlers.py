@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 import kopf
 
-from medmec.operator import (admission, kube, meta, observe, render_fleet, render_inference,
-                             render_nursing, render_slice)
+from medmec.operator import (admission, kube, meta, observe, placement, render_fleet,
+                             render_inference, render_nursing, render_slice)
 from medmec.operator.conditions import condition, is_true, merge, without_times
 from medmec.operator.profiles import resolve_qos, snssai
 from medmec.operator.settings import OperatorSettings
@@ -46,6 +46,8 @@ class WorkloadKind:
     extra_status: Callable[[dict], dict]
     # why the spec cannot be deployed, as (reason, message); may read the cluster
     problem: Callable[[dict], tuple[str, str] | None] = lambda body: None
+    # placed off the base stations the QoS controller marks to avoid (critical slices)
+    follows_qos: bool = False
 
 
 def _eis_problem(body: dict) -> tuple[str, str] | None:
@@ -72,7 +74,7 @@ WORKLOADS = {
         lambda b: b["spec"].get("scaling", {}).get("minReplicas", 1),
         lambda b: {"endpoints": render_inference.endpoints(b),
                    "servedVersions": render_inference.served_versions(b["spec"])},
-        _eis_problem),
+        _eis_problem, follows_qos=True),
     "CareRobotFleet": WorkloadKind(
         "CareRobotFleet", "carerobotfleets", "dispatch", render_fleet.children,
         (("Deployment", render_fleet.child_name), ("Service", render_fleet.child_name),
@@ -122,6 +124,7 @@ class Operator:
         self.slices = self.stations = self.workloads = self.pods = None
         self._nodes: tuple[float, dict[str, tuple[str, int]]] = (0.0, {})
         self.debounced: set[tuple] = set()
+        self.placements: dict[tuple, list[str]] = {}  # QoS-driven base stations per slice seen
         self.background: asyncio.Task | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # kopf's, set at startup
 
@@ -175,10 +178,8 @@ class Operator:
             observe.admitted_changed(sum(self.admitted.values()) - before)
             return decisions
 
-    def zones_of(self, ms: dict | None) -> list[str]:
-        stations = self._station_map()
-        names = (ms or {}).get("spec", {}).get("baseStations") or []
-        return sorted({stations[n].zone for n in names if n in stations})
+    def zones_of(self, base_stations: list[str]) -> list[str]:
+        return placement.zones({n: st.zone for n, st in self._station_map().items()}, base_stations)
 
     # ---- slices ------------------------------------------------------------------------
 
@@ -197,7 +198,7 @@ class Operator:
                     condition("Ready", False, "InvalidSpec", str(err))])
                 return
             decision = self.decide().get(f"{ns}/{name}")
-            zones = self.zones_of(ms)
+            zones = self.zones_of(placement.covered_base_stations(ms))
             stations = self._station_map()
             status: dict = {"snssai": snssai(ms["spec"]), "qos": qos.model_dump()}
             if decision and decision.admitted:
@@ -245,7 +246,11 @@ class Operator:
                   "conditions": merge(old.get("conditions"), conds, md["generation"])}
         if _same(old, status):
             return False
-        kube.patch_status("medicalslices", md["namespace"], md["name"], status)
+        # applied, not merge-patched: the QoS controller writes QoSMet and status.qos.measured
+        # / avoidBaseStations on the same status, and those stay its own
+        kube.apply_status("medicalslices", {
+            "apiVersion": ms["apiVersion"], "kind": ms["kind"],
+            "metadata": {"name": md["name"], "namespace": md["namespace"]}, "status": status})
         self.written[key] = status
         before = next((c for c in old.get("conditions") or [] if c["type"] == "Admitted"), {})
         admitted = conds[0]
@@ -256,6 +261,7 @@ class Operator:
 
     def slice_gone(self, namespace: str, name: str) -> None:
         self.written.pop(("medicalslices", namespace, name), None)
+        self.placements.pop((namespace, name), None)
         self.reconcile_waiting()  # the freed capacity goes to waiting slices now
         self.refresh_stations()
         self.refresh_workloads_of(namespace, name)
@@ -324,7 +330,18 @@ class Operator:
 
     # ---- workloads (inference, dispatch, nursing) --------------------------------------
 
-    def _slice_of(self, namespace: str, slice_name: str) -> tuple[dict | None, list[str]]:
+    def placement_changed(self, namespace: str, name: str, ms: dict) -> bool:
+        """Whether the base stations QoS-following workloads of this slice must run on
+        differ from those seen in the slice's previous watch event (called on the loop)."""
+        now = placement.slice_base_stations(ms, follows_qos=True)
+        before = self.placements.get((namespace, name))
+        self.placements[(namespace, name)] = now
+        return before is not None and before != now
+
+    def _slice_of(self, namespace: str, slice_name: str, wk: WorkloadKind
+                  ) -> tuple[dict | None, list[str]]:
+        """The slice as the workload sees it (admission as decided now, the rest as watched)
+        and the zones the workload must run in."""
         ms = _one(self.slices, (namespace, slice_name))
         if ms is None:
             return None, []
@@ -334,13 +351,14 @@ class Operator:
         admitted = condition("Admitted", bool(decision and decision.admitted),
                              decision.reason if decision else "Pending",
                              decision.message if decision else "waiting for admission")
-        return {**ms, "status": {"conditions": [admitted]}}, self.zones_of(ms)
+        zones = self.zones_of(placement.slice_base_stations(ms, wk.follows_qos))
+        return {**ms, "status": {**ms["status"], "conditions": [admitted]}}, zones
 
     def reconcile_workload(self, wk: WorkloadKind, body: dict) -> None:
         ns, name = body["metadata"]["namespace"], body["metadata"]["name"]
         with observe.reconcile(wk.kind, ns, name) as outcome:
             slice_name = body["spec"]["sliceRef"]["name"]
-            ms, zones = self._slice_of(ns, slice_name)
+            ms, zones = self._slice_of(ns, slice_name, wk)
             state = slice_state(ms, slice_name, zones)
             problem = wk.problem(body)
             key = (wk.plural, ns, name)
@@ -375,7 +393,7 @@ class Operator:
         key = (wk.plural, ns, name)
         with self.status_locks[key]:
             slice_name = body["spec"]["sliceRef"]["name"]
-            ms, zones = self._slice_of(ns, slice_name)
+            ms, zones = self._slice_of(ns, slice_name, wk)
             state = slice_state(ms, slice_name, zones)
             node_zones = {n: zone for n, (zone, _) in self.nodes().items()}
             generation = body["metadata"]["generation"]
@@ -456,7 +474,11 @@ def _by_plural(plural: str) -> WorkloadKind:
 
 
 def _same(old: dict, new: dict) -> bool:
-    strip = lambda s: {**s, "conditions": without_times(s.get("conditions"))}  # noqa: E731
+    """Whether writing `new` would change nothing: only its own fields and condition types
+    count (other writers' conditions, such as QoSMet, are theirs)."""
+    types = {c["type"] for c in new.get("conditions") or []}
+    strip = lambda s: {**s, "conditions": without_times(  # noqa: E731
+        [c for c in s.get("conditions") or [] if c.get("type") in types])}
     return strip({k: old.get(k) for k in new}) == strip(new)
 
 
@@ -522,10 +544,14 @@ def register(settings: OperatorSettings, registry: kopf.OperatorRegistry | None 
         op.reconcile_slice(body)
 
     @kopf.on.event(group, "medicalslices", id="release", registry=registry)
-    async def slice_event(event, namespace, name, **kwargs):
+    async def slice_event(event, namespace, name, body, **kwargs):
+        op.bind(kwargs)
         if event.get("type") == "DELETED":
-            op.bind(kwargs)
             await _in_thread(op.slice_gone, namespace, name)
+        # the QoS controller changes only the slice's status, which kopf's update handlers
+        # do not see: its avoid list reaches the workloads from here
+        elif op.placement_changed(namespace, name, body):
+            await _in_thread(op.refresh_workloads_of, namespace, name)
 
     # ---- base stations -----------------------------------------------------------------
 

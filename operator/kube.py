@@ -91,6 +91,23 @@ def delete(kind: str, namespace: str | None, name: str) -> bool:
         raise
 
 
+def apply_status(plural: str, obj: dict) -> None:
+    """Server-side apply of a custom resource's status (field manager `medmec-operator`).
+
+    Used where another controller writes the same status: `conditions` is a list map keyed
+    by type, so the conditions and `status.qos` fields the operator does not apply (QoSMet,
+    measured figures, the avoid list) stay with their writer instead of being replaced."""
+    md = obj["metadata"]
+    path = f"/apis/{obj['apiVersion']}/namespaces/{md['namespace']}/{plural}/{md['name']}/status"
+    try:
+        _call("PATCH", path, obj, "application/apply-patch+yaml",
+              [("fieldManager", meta.FIELD_MANAGER), ("force", "true")])
+    except ApiException as err:
+        if err.status != 404:
+            raise
+        log.debug("%s %s/%s is gone; status not written", plural, md["namespace"], md["name"])
+
+
 def patch_status(plural: str, namespace: str | None, name: str, status: dict) -> None:
     """Merge-patch the status subresource; a resource deleted meanwhile is no error."""
     custom = client.CustomObjectsApi(api())

@@ -1,5 +1,4 @@
-"""Which base stations a critical slice's inference services avoid, and what the operator
-requires from that (pure)."""
+"""Which base stations a critical slice's inference services avoid (pure)."""
 import datetime
 
 from medmec.workloads.qos import placement
@@ -58,13 +57,3 @@ def test_a_base_station_no_longer_covered_leaves_the_list():
     assert placement.next_avoid(["gnb-east"], COVERED, {"gnb-north": True, "gnb-south": True},
                                 {}, T0, 60, True) == []
 
-
-def test_operator_requires_the_covered_base_stations_less_the_avoided():
-    ms = {"spec": {"baseStations": COVERED}, "status": {"qos": {"avoidBaseStations": ["gnb-north"]}}}
-    assert placement.required_base_stations(ms) == ["gnb-south"]
-    assert placement.node_selector_requirement(ms) == {
-        "key": "medmec.io/base-station", "operator": "In", "values": ["gnb-south"]}
-    assert placement.required_base_stations({"spec": {"baseStations": COVERED}}) == COVERED
-    everything = {"spec": {"baseStations": COVERED},
-                  "status": {"qos": {"avoidBaseStations": COVERED}}}
-    assert placement.required_base_stations(everything) == COVERED

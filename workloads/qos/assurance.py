@@ -11,6 +11,7 @@ import logging
 import httpx
 from opentelemetry import metrics
 
+from medmec.operator.placement import required_base_stations
 from medmec.operator.profiles import resolve_qos
 
 from . import placement, slice_status
@@ -175,7 +176,7 @@ class Assurance:
                                           old_condition.get("lastTransitionTime", started),
                                           ends_at=slice_status.timestamp(now))])
         if sorted(avoid) != sorted(old_avoid):
-            allowed = [b for b in medical_slice["spec"]["baseStations"] if b not in avoid]
+            allowed = required_base_stations(medical_slice["spec"]["baseStations"], avoid)
             await self.api.event(medical_slice, "Warning" if avoid else "Normal",
                                  "PlacementShifted" if avoid else "PlacementRestored",
                                  f"critical inference services now placed on {', '.join(allowed)}"

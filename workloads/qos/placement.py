@@ -2,17 +2,13 @@
 
 The QoS controller keeps `status.qos.avoidBaseStations` on the MedicalSlice: a base station
 whose link breaches joins it while another covered base station meets the budget, and
-leaves it once its link has met the budget for the hold-down time. The operator reads the
-list through `required_base_stations` when it renders an EdgeInferenceService's node
-affinity, so the Deployment rolls (surge first, never under its ready minimum) onto the
-healthy base station and back.
+leaves it once its link has met the budget for the hold-down time. Where the pods then go
+is the operator's decision (`medmec.operator.placement`).
 """
 from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping, Sequence
-
-from medmec.operator.meta import BASE_STATION_LABEL
 
 
 def healthy_since(previous: datetime.datetime | None, ok: bool | None,
@@ -46,18 +42,3 @@ def next_avoid(avoid: Sequence[str], covered: Sequence[str], ok: Mapping[str, bo
     if not [b for b in covered if b not in kept]:  # never avoid everything
         return []
     return sorted(kept)
-
-
-def required_base_stations(medical_slice: Mapping) -> list[str]:
-    """The base stations whose nodes the slice's inference services must run on: the covered
-    ones less those the QoS controller marked to avoid (all covered ones if that is none)."""
-    covered = list(medical_slice.get("spec", {}).get("baseStations") or [])
-    avoid = set(((medical_slice.get("status") or {}).get("qos") or {}).get("avoidBaseStations")
-                or [])
-    return [b for b in covered if b not in avoid] or covered
-
-
-def node_selector_requirement(medical_slice: Mapping) -> dict:
-    """The nodeAffinity matchExpressions entry that pins pods to `required_base_stations`."""
-    return {"key": BASE_STATION_LABEL, "operator": "In",
-            "values": required_base_stations(medical_slice)}
