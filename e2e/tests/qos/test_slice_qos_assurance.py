@@ -1,13 +1,13 @@
 """A remote-surgery slice over two emulated 5G links (Toxiproxy): 80 ms on one base station
-breaches the 50 ms budget, QoSMet turns False with an Event and an alert, the slice's
-inference service rolls onto the healthy base station without dropping under its ready
-minimum, and after the toxic is removed and the hold-down has passed it may come back.
+breaches the 50 ms budget, QoSMet turns False with an Event and an alert, the operator
+re-renders the slice's inference service and it rolls onto the healthy base station without
+dropping under its ready minimum, and after the toxic is removed and the hold-down has
+passed it comes back.
 
-`medmec qos run` runs as a real process against the real control plane; pods are scheduled
-by the real scheduler onto KWOK nodes. Two stand-ins, named as such: the operator's step of
-re-rendering the Deployment (the test calls the operator's own renderer with the zones
-`placement.required_base_stations` gives, which is the call the operator is to make), and a
-recording HTTP receiver in place of Alertmanager.
+`medmec operator run` and `medmec qos run` run as real processes against the real control
+plane, both writing the slice's status; pods are scheduled by the real scheduler onto KWOK
+nodes, and the HorizontalPodAutoscaler of the real controller manager holds the minimum.
+One stand-in, named as such: a recording HTTP receiver in place of Alertmanager.
 """
 from __future__ import annotations
 
@@ -26,9 +26,8 @@ import pytest
 
 from medmec import processes
 from medmec.waiting import wait_for
-from medmec.operator import devtools, render_inference, render_slice
-from medmec.operator.settings import OperatorSettings
-from medmec.workloads.qos import emulation, placement
+from medmec.operator import devtools, render_inference
+from medmec.workloads.qos import emulation
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -64,19 +63,28 @@ class AlertRecorder(http.server.ThreadingHTTPServer):
 
 
 @pytest.fixture
+def operator(cluster, tmp_path):
+    """The operator, cluster-wide, at a peering priority above any replica already running
+    (which stands by meanwhile), so its reconciles are the ones this test sees."""
+    devtools.install(cluster.kubeconfig)
+    proc = devtools.start_operator(cluster.kubeconfig, tmp_path / "operator.log",
+                                   extra_env={"MEDMEC_OPERATOR_PRIORITY": "100"})
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
 def links(tmp_path):
     emulated = emulation.start(list(ZONES), tmp_path)
     yield emulated
     emulated.stop()
 
 
-def test_latency_breach_shifts_critical_inference_and_recovers(cluster, links, tmp_path):
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(devtools.CRD_DIR))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                    "crd/medicalslices.medmec.io", "crd/edgeinferenceservices.medmec.io")
+def test_latency_breach_shifts_critical_inference_and_recovers(cluster, operator, links, tmp_path):
+    # the sample hospital's base stations (the slice is admitted against their capacity)
+    cluster.kubectl("apply", "-f", str(devtools.SAMPLES_DIR / "10-basestations.yaml"))
     ns = f"qos-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", ns)
-    cluster.kubectl("apply", "-f", "-", input=json.dumps(render_slice.priority_class("critical")))
 
     def get(kind, name):
         return json.loads(cluster.kubectl("get", kind, name, "-n", ns, "-o", "json").stdout)
@@ -90,6 +98,19 @@ def test_latency_breach_shifts_critical_inference_and_recovers(cluster, links, t
            "spec": {"profile": "remote-surgery", "sliceType": "URLLC", "priority": "critical",
                     "baseStations": list(ZONES),
                     "resources": {"gpus": 8, "cpu": "64", "memory": "256Gi"}}})
+
+    def slice_condition(ms, type_):
+        return next((c for c in ms.get("status", {}).get("conditions", [])
+                     if c["type"] == type_), {})
+
+    def operator_alive():
+        if not operator.alive():
+            raise AssertionError(f"medmec operator run exited:\n{operator.log_tail()}")
+        return True
+
+    wait_for(lambda: operator_alive() and slice_condition(get("medicalslice", "robotic-surgery"),
+                                                          "Ready").get("status") == "True",
+             60, "the operator to admit the slice")
     apply({"apiVersion": "medmec.io/v1alpha1", "kind": "EdgeInferenceService",
            "metadata": {"name": "tumour-seg", "namespace": ns},
            "spec": {"sliceRef": {"name": "robotic-surgery"},
@@ -98,14 +119,21 @@ def test_latency_breach_shifts_critical_inference_and_recovers(cluster, links, t
                     "gpu": {"count": 1}, "resources": {"cpu": "1", "memory": "1Gi"},
                     "scaling": {"minReplicas": MIN_READY, "maxReplicas": MIN_READY}}})
 
-    def render_inference_deployment():
-        """What the operator renders, with the zones of the base stations it must require."""
-        ms, eis = get("medicalslice", "robotic-surgery"), get("edgeinferenceservice", "tumour-seg")
-        zones = sorted(ZONES[b] for b in placement.required_base_stations(ms))
-        deployment = render_inference.deployment(eis, ms, zones, OperatorSettings())
-        deployment["spec"]["replicas"] = MIN_READY  # the autoscaler's minimum (no metrics here)
-        apply(deployment)
-        return zones
+    deployment_name = render_inference.child_name({"metadata": {"name": "tumour-seg"}})
+
+    def required_zones(expected: list[str]):
+        """Wait for the operator to require these zones in the Deployment's node affinity."""
+        def zones():
+            operator_alive()
+            found = cluster.kubectl("get", "deployment", deployment_name, "-n", ns, "-o", "json",
+                                    check=False)
+            if found.returncode:
+                return None
+            terms = (json.loads(found.stdout)["spec"]["template"]["spec"]["affinity"]["nodeAffinity"]
+                     ["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"])
+            values = terms[0]["matchExpressions"][0]["values"]
+            return values if values == expected else None
+        return wait_for(zones, 30, f"the operator to require zones {expected}")
 
     def pod_base_stations():
         pods = json.loads(cluster.kubectl("get", "pods", "-n", ns, "-o", "json").stdout)["items"]
@@ -120,8 +148,8 @@ def test_latency_breach_shifts_critical_inference_and_recovers(cluster, links, t
 
         def done():
             nonlocal lowest
-            d = get("deployment", render_inference.child_name(get("edgeinferenceservice", "tumour-seg")))
-            st = d["status"]
+            operator_alive()
+            st = get("deployment", deployment_name).get("status", {})
             lowest = min(lowest, st.get("readyReplicas", 0))
             stations = pod_base_stations()
             return (st.get("updatedReplicas") == MIN_READY and st.get("replicas") == MIN_READY
@@ -130,7 +158,7 @@ def test_latency_breach_shifts_critical_inference_and_recovers(cluster, links, t
         stations = wait_for(done, 90, f"pods on {expected}", interval=0.1)
         return stations, lowest
 
-    assert render_inference_deployment() == ["mec-north", "mec-south"]
+    assert required_zones(["mec-north", "mec-south"]) == ["mec-north", "mec-south"]
     stations, _ = rolled_out_onto(set(ZONES))
 
     alerts = AlertRecorder()
@@ -187,10 +215,23 @@ def test_latency_breach_shifts_critical_inference_and_recovers(cluster, links, t
             "severity": "critical"}
         assert firing[0]["annotations"]["reason"] == "NetworkLatencyOverBudget"
 
-        # the operator's step: re-render with the base stations placement requires
-        assert render_inference_deployment() == ["mec-south"]
+        # the operator sees the status change and re-renders: only gnb-south's zone remains
+        assert required_zones(["mec-south"]) == ["mec-south"]
         stations, lowest = rolled_out_onto({"gnb-south"})
         assert stations == ["gnb-south", "gnb-south"] and lowest >= MIN_READY
+        # both writers' parts of the slice status stand side by side
+        ms = get("medicalslice", "robotic-surgery")
+        assert {"Admitted", "Isolated", "Ready", "QoSMet"} <= {c["type"] for c in
+                                                              ms["status"]["conditions"]}
+        assert slice_condition(ms, "Admitted")["status"] == "True"
+        assert ms["status"]["qos"]["networkLatencyMs"] == 50  # the operator's contract
+        assert ms["status"]["qos"]["measured"] and ms["status"]["qos"]["avoidBaseStations"] \
+            == ["gnb-north"]
+        eis = wait_for(lambda: (e := get("edgeinferenceservice", "tumour-seg")).get("status", {})
+                       .get("placement", {}).get("zones") == ["mec-south"] and e, 30,
+                       "the inference service to report its placement in mec-south")
+        assert next(c for c in eis["status"]["conditions"] if c["type"] == "Ready")["status"] \
+            == "True"
 
         links.toxiproxy.remove_toxic("gnb-north", "latency")
         ms = wait_for(qos_met("True"), 20, "QoSMet=True after the toxic is gone")
@@ -211,9 +252,11 @@ def test_latency_breach_shifts_critical_inference_and_recovers(cluster, links, t
         assert resolved[0]["labels"] == firing[0]["labels"]  # it resolves the alert that fired
         assert resolved[0]["startsAt"] <= resolved[0]["endsAt"]
 
-        assert render_inference_deployment() == ["mec-north", "mec-south"]
+        assert required_zones(["mec-north", "mec-south"]) == ["mec-north", "mec-south"]
         _, lowest = rolled_out_onto(set(ZONES))
         assert lowest >= MIN_READY
+        assert slice_condition(get("medicalslice", "robotic-surgery"), "QoSMet")["status"] \
+            == "True"
     finally:
         watcher.stop()
         alerts.shutdown()
