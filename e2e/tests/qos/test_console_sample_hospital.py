@@ -11,7 +11,6 @@ import time
 import grpc
 import httpx
 import pytest
-import yaml
 
 from medmec import netutil, processes
 from medmec.operator import devtools
@@ -68,8 +67,7 @@ def raise_alert(url: str) -> str:
 def start_dispatch(workdir) -> tuple[processes.Proc, str]:
     """The real dispatcher on the sample hospital's map, with robot amr-01 away from home at
     the lab and one queued delivery."""
-    sample = next(d for d in yaml.safe_load_all((devtools.SAMPLES_DIR / "40-robots.yaml").read_text())
-                  if d["kind"] == "ConfigMap")
+    sample = devtools.sample_map_configmap()  # the map ConfigMap the sample fleet uses
     (workdir / "map.json").write_text(sample["data"]["map.json"])
     http_port, grpc_port = netutil.free_port(), netutil.free_port()
     proc = processes.start("dispatch", [
@@ -81,12 +79,13 @@ def start_dispatch(workdir) -> tuple[processes.Proc, str]:
     processes.wait_ready(proc, lambda: httpx.get(url + "/healthz", timeout=2).is_success, timeout=60)
     with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
         stub = dispatch_pb2_grpc.DispatchStub(channel)
-        stub.RegisterRobot(dpb.RegisterRobotRequest(robot_id="amr-01", node="lab", home="pharmacy",
+        stub.RegisterRobot(dpb.RegisterRobotRequest(robot_id="amr-01", node="laboratory",
+                                                    home="f0-park-00a",
                                                     speed_mps=1.0, payload_kg=30,
                                                     capabilities=["medicine", "specimen"]))
-        stub.Heartbeat(dpb.HeartbeatRequest(robot_id="amr-01", node="lab", battery_pct=76))
-        stub.SubmitTask(dpb.SubmitTaskRequest(task_id="specimen-17", pickup="lab",
-                                              dropoff="ward-2a", weight_kg=1, kind="specimen",
+        stub.Heartbeat(dpb.HeartbeatRequest(robot_id="amr-01", node="laboratory", battery_pct=76))
+        stub.SubmitTask(dpb.SubmitTaskRequest(task_id="specimen-17", pickup="laboratory",
+                                              dropoff="f0-ward-a2", weight_kg=1, kind="specimen",
                                               priority=dpb.PRIORITY_HIGH))
     return proc, url
 
@@ -153,7 +152,7 @@ def test_console_renders_the_sample_hospital_and_shows_a_breach(hospital):
         # live from the dispatcher: amr-01 at the lab with its delivery queued
         assert "live positions" in fleet.text_content()
         amr01 = fleet.locator('tr[data-robot="amr-01"]').text_content()
-        assert "lab" in amr01 and "76 %" in amr01 and "specimen-17" in amr01
+        assert "laboratory" in amr01 and "76 %" in amr01 and "specimen-17" in amr01
         assert "specimen-17" in fleet.locator("tr:not([data-robot])").first.text_content()
         assert "dispatch" not in page.text_content("#problems")
         page.wait_for_selector('#alerts li[data-risk="high"]', timeout=30_000)
