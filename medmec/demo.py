@@ -74,10 +74,12 @@ def install_and_run_operator(folder: Path, kubeconfig: str, work: Path, store_se
 
 
 def apply_hospital(kubeconfig: str) -> None:
-    from medmec.operator import devtools
+    from medmec.operator import devtools, kube
     from medmec.workloads.gitops import overlays
 
     overlays.sync(kubeconfig, HOSPITAL)
+    kube.use(kubeconfig)
+    kube.apply(devtools.sample_map_configmap())  # the fleet's map: the dispatcher's sample
     for sample in ("40-robots.yaml", "50-nursing.yaml"):
         devtools.kubectl(kubeconfig, "apply", "-f", str(SAMPLES / sample))
     log("applied the GitOps overlay (inference) and the robot fleet and nursing samples")
