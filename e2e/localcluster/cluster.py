@@ -352,7 +352,8 @@ def stop_addons(folder: Path) -> list[str]:
 def _stop_and_remove(folder: Path) -> list[str]:
     state = State.load(folder)
     stopped = []
-    for proc in reversed(state.addons + state.procs if state else []):
+    # what runs on top of the cluster first, then the control plane in reverse start order
+    for proc in [*reversed(state.addons), *reversed(state.procs)] if state else []:
         if proc.alive():
             proc.stop()
             stopped.append(proc.name)
