@@ -7,6 +7,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Python must not put the working directory on sys.path: the folder operator/ would
+# shadow the standard library's `operator` (the code imports it as medmec.operator).
+export PYTHONSAFEPATH := 1
 
 .PHONY: help venv binaries system-deps demo test test-unit test-e2e bench clean-cluster clean-cache
 
@@ -17,8 +20,8 @@ help:
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/python -m medmec.protogen
 	@touch $@
 
