@@ -19,8 +19,8 @@ from collections.abc import Callable
 
 import kopf
 
-from medmec.operator import (admission, kube, meta, observe, placement, render_fleet,
-                             render_inference, render_nursing, render_slice)
+from medmec.operator import (admission, fleet_status, kube, meta, observe, placement,
+                             render_fleet, render_inference, render_nursing, render_slice)
 from medmec.operator.conditions import condition, is_true, merge, without_times
 from medmec.operator.profiles import resolve_qos, snssai
 from medmec.operator.settings import OperatorSettings
@@ -48,6 +48,8 @@ class WorkloadKind:
     problem: Callable[[dict], tuple[str, str] | None] = lambda body: None
     # placed off the base stations the QoS controller marks to avoid (critical slices)
     follows_qos: bool = False
+    # status read from the running workload: (body, settings, deployed) -> fields + conditions
+    live_status: Callable[[dict, OperatorSettings, bool], dict] | None = None
 
 
 def _eis_problem(body: dict) -> tuple[str, str] | None:
@@ -81,7 +83,7 @@ WORKLOADS = {
          ("ConfigMap", _suffixed(render_fleet.child_name, "-fleet"))),
         lambda b: 1,
         lambda b: {"endpoint": render_fleet.endpoint(b), "robotsDeclared": len(b["spec"]["robots"])},
-        _fleet_problem),
+        _fleet_problem, live_status=fleet_status.live_status),
     "CloudNursingService": WorkloadKind(
         "CloudNursingService", "cloudnursingservices", "nursing", render_nursing.children,
         (("Deployment", render_nursing.child_name), ("Service", render_nursing.child_name),
@@ -287,6 +289,9 @@ class Operator:
             body = _one(self.workloads, (plural, ns, name))
             if body is not None:
                 self.reconcile_workload(_by_plural(plural), body)
+        for plural, ns, name in list(self.workloads.keys()):  # e.g. a fleet's robots online
+            if _by_plural(plural).live_status:
+                self.status_soon(_by_plural(plural), ns, name)
 
     def reconcile_waiting(self) -> None:
         """Reconcile the slices whose written status does not show them admitted."""
@@ -401,8 +406,11 @@ class Operator:
                                        wk.want_ready(body), self.problems.get(key),
                                        applied=self.applied.get(key, 0) >= generation)
             old = self.written.get(key) or body["status"]
-            status = {**computed, **wk.extra_status(body), "observedGeneration": generation,
-                      "conditions": merge(old.get("conditions"), computed["conditions"], generation)}
+            live = wk.live_status(body, self.settings, key in self.applied) if wk.live_status else {}
+            status = {**computed, **wk.extra_status(body), **live, "observedGeneration": generation,
+                      "conditions": merge(old.get("conditions"),
+                                          computed["conditions"] + live.get("conditions", []),
+                                          generation)}
             if _same(old, status):
                 return
             kube.patch_status(wk.plural, ns, name, status)

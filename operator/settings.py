@@ -26,6 +26,11 @@ class OperatorSettings(BaseModel):
     status_delay_seconds: float = Field(0.5, ge=0, description="pod events are gathered this long "
                                         "before a workload's status is rewritten")
     workers: int = Field(16, ge=1, le=256, description="threads running reconciles")
+    fleet_url_template: str = Field(
+        "http://{service}.{namespace}.svc:{port}/v1/fleet",
+        description="where a robot fleet's dispatcher view is read; placeholders {name}, "
+        "{namespace}, {service}, {port}")
+    fleet_timeout_seconds: float = Field(2.0, gt=0, description="timeout of that read")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "OperatorSettings":

@@ -1,0 +1,72 @@
+"""A CareRobotFleet's live figures (robots online, tasks queued / active), read from its
+dispatcher's `GET /v1/fleet` through the fleet's Service.
+
+The counting is pure (`counts`); `live_status` is the thin I/O layer the operator calls on
+each status refresh. When the dispatcher cannot be read the figures are left unset, not
+zero: zero robots online is a fact, an unreachable dispatcher is not knowing.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from medmec.operator import render_fleet
+from medmec.operator.conditions import condition
+from medmec.operator.settings import OperatorSettings
+
+FIGURES = ("robotsOnline", "tasksQueued", "tasksActive")
+CONDITION = "DispatcherReachable"
+# waiting for a robot (pending) or in a robot's queue (assigned): queued; on board: active
+QUEUED, ACTIVE = {"pending", "assigned"}, {"picked_up"}
+
+
+class _Robot(BaseModel):
+    state: Literal["available", "fault", "offline"]
+
+
+class _Task(BaseModel):
+    status: str
+
+
+class _FleetView(BaseModel):
+    robots: list[_Robot]
+    tasks: list[_Task]
+
+
+def counts(view: dict) -> dict[str, int]:
+    """robotsOnline (heart-beating robots, faulted ones included: they are connected),
+    tasksQueued and tasksActive from the dispatcher's fleet view; ValueError if it is not one."""
+    try:
+        fleet = _FleetView.model_validate(view)
+    except ValidationError as err:
+        raise ValueError(f"not a fleet view: {err.errors()[0]['loc']} {err.errors()[0]['msg']}") from None
+    return {"robotsOnline": sum(r.state != "offline" for r in fleet.robots),
+            "tasksQueued": sum(t.status in QUEUED for t in fleet.tasks),
+            "tasksActive": sum(t.status in ACTIVE for t in fleet.tasks)}
+
+
+def fleet_url(template: str, crf: dict) -> str:
+    md = crf["metadata"]
+    return template.format(name=md["name"], namespace=md["namespace"],
+                           service=render_fleet.child_name(crf), port=render_fleet.HTTP_PORT)
+
+
+def live_status(crf: dict, settings: OperatorSettings, deployed: bool) -> dict:
+    """The live figures and a DispatcherReachable condition, as status fields (None = unset)."""
+    unset = dict.fromkeys(FIGURES)
+    if not deployed:
+        return {**unset, "conditions": [condition(
+            CONDITION, False, "NotDeployed", "no dispatcher while the fleet is not deployed")]}
+    url = fleet_url(settings.fleet_url_template, crf)
+    try:
+        rsp = httpx.get(url, timeout=settings.fleet_timeout_seconds)
+        rsp.raise_for_status()
+        figures = counts(rsp.json())
+    except (httpx.HTTPError, ValueError) as err:
+        reason = "DispatcherUnreachable" if isinstance(err, httpx.TransportError) else "BadFleetView"
+        return {**unset, "conditions": [condition(
+            CONDITION, False, reason, f"GET {url}: {err or type(err).__name__}")]}
+    return {**figures, "conditions": [condition(
+        CONDITION, True, "FleetViewRead", f"read {url}")]}
