@@ -41,7 +41,8 @@ def counts(view: dict) -> dict[str, int]:
     try:
         fleet = _FleetView.model_validate(view)
     except ValidationError as err:
-        raise ValueError(f"not a fleet view: {err.errors()[0]['loc']} {err.errors()[0]['msg']}") from None
+        first = err.errors()[0]
+        raise ValueError(f"not a fleet view: {first['loc']} {first['msg']}") from None
     return {"robotsOnline": sum(r.state != "offline" for r in fleet.robots),
             "tasksQueued": sum(t.status in QUEUED for t in fleet.tasks),
             "tasksActive": sum(t.status in ACTIVE for t in fleet.tasks)}
@@ -55,18 +56,21 @@ def fleet_url(template: str, crf: dict) -> str:
 
 def live_status(crf: dict, settings: OperatorSettings, deployed: bool) -> dict:
     """The live figures and a DispatcherReachable condition, as status fields (None = unset)."""
-    unset = dict.fromkeys(FIGURES)
     if not deployed:
-        return {**unset, "conditions": [condition(
-            CONDITION, False, "NotDeployed", "no dispatcher while the fleet is not deployed")]}
+        return _unknown("NotDeployed", "no dispatcher while the fleet is not deployed")
     url = fleet_url(settings.fleet_url_template, crf)
     try:
         rsp = httpx.get(url, timeout=settings.fleet_timeout_seconds)
-        rsp.raise_for_status()
+    except (httpx.HTTPError, httpx.InvalidURL) as err:
+        return _unknown("DispatcherUnreachable", f"GET {url}: {err or type(err).__name__}")
+    if not rsp.is_success:
+        return _unknown("BadFleetView", f"GET {url} answered HTTP {rsp.status_code}")
+    try:
         figures = counts(rsp.json())
-    except (httpx.HTTPError, ValueError) as err:
-        reason = "DispatcherUnreachable" if isinstance(err, httpx.TransportError) else "BadFleetView"
-        return {**unset, "conditions": [condition(
-            CONDITION, False, reason, f"GET {url}: {err or type(err).__name__}")]}
-    return {**figures, "conditions": [condition(
-        CONDITION, True, "FleetViewRead", f"read {url}")]}
+    except ValueError as err:  # JSON decoding errors are ValueErrors too
+        return _unknown("BadFleetView", f"GET {url}: {err}")
+    return {**figures, "conditions": [condition(CONDITION, True, "FleetViewRead", f"read {url}")]}
+
+
+def _unknown(reason: str, message: str) -> dict:
+    return {**dict.fromkeys(FIGURES), "conditions": [condition(CONDITION, False, reason, message)]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 ENV_PREFIX = "MEDMEC_OPERATOR_"
 
@@ -31,6 +31,15 @@ class OperatorSettings(BaseModel):
         description="where a robot fleet's dispatcher view is read; placeholders {name}, "
         "{namespace}, {service}, {port}")
     fleet_timeout_seconds: float = Field(2.0, gt=0, description="timeout of that read")
+
+    @field_validator("fleet_url_template")
+    @classmethod
+    def _known_placeholders(cls, template: str) -> str:
+        try:
+            template.format(name="n", namespace="ns", service="s", port=1)
+        except (KeyError, IndexError, ValueError) as err:
+            raise ValueError(f"unknown placeholder or bad braces in {template!r}: {err}") from None
+        return template
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides) -> "OperatorSettings":

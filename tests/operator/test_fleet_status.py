@@ -48,6 +48,12 @@ def test_template_from_the_environment():
     assert fleet_url(settings.fleet_url_template, CRF) == "http://h/porters-dispatch"
 
 
+@pytest.mark.parametrize("template", ["http://{host}/v1/fleet", "http://{service/v1/fleet"])
+def test_a_bad_template_is_refused_at_start(template):
+    with pytest.raises(ValueError, match="fleet_url_template"):
+        OperatorSettings.from_env({"MEDMEC_OPERATOR_FLEET_URL_TEMPLATE": template})
+
+
 def test_unreachable_dispatcher_leaves_figures_unset_with_a_reason():
     settings = OperatorSettings(fleet_url_template=f"http://127.0.0.1:{free_port()}/v1/fleet",
                                 fleet_timeout_seconds=1)
