@@ -23,6 +23,8 @@ def register(commands, serve) -> None:
     run.add_argument("--image", help="image of the workload containers")
     run.add_argument("--store-endpoint", help="model store host:port for the model fetch step")
     run.add_argument("--store-secret", help="Secret with the model store's access-key/secret-key")
+    run.add_argument("--fleet-url-template", help="where a robot fleet's dispatcher view is read "
+                     "(default http://{service}.{namespace}.svc:{port}/v1/fleet)")
     run.add_argument("--verbose", action="store_true", help="debug logging")
     run.set_defaults(func=_run)
 
@@ -38,7 +40,8 @@ def _run(args: argparse.Namespace) -> int:
         namespaces=None if args.all_namespaces else args.namespaces, peering=args.peering,
         priority=args.priority,
         liveness_port=args.liveness_port, liveness_host=args.liveness_host, image=args.image,
-        store_endpoint=args.store_endpoint, store_secret=args.store_secret)
+        store_endpoint=args.store_endpoint, store_secret=args.store_secret,
+        fleet_url_template=args.fleet_url_template)
     telemetry.setup("medmec-operator")
     kopf.configure(verbose=args.verbose, log_format=kopf.LogFormat.PLAIN)
     registry, _ = handlers.register(settings)
