@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from medmec import cli, processes
+from medmec.operator import devtools
 from medmec.workloads.gitops import helmchart, overlays, validate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -135,6 +136,7 @@ def test_sample_services_converge_with_the_charts_rbac(chart_cluster, operator_a
     if hospital == "st-luke":  # crds/samples' services live in st-luke's namespaces
         for sample in ("30-inference.yaml", "40-robots.yaml", "50-nursing.yaml"):
             c.kubectl("apply", "-f", str(REPO / "crds/samples" / sample))
+        c.kubectl("apply", "-f", "-", input=json.dumps(devtools.sample_map_configmap()))
         wait_for("the sample inference Deployment", lambda: c.kubectl(
             "get", "deployment", "chest-xray-triage-predictor", "-n", "imaging",
             "--ignore-not-found", "-o", "name").stdout.strip(), proc)
