@@ -25,6 +25,9 @@ HOSPITALS = MAIN_CHART / "hospitals"
 RELEASE = "medmec"
 CRDS_RELEASE = "medmec-crds"
 NAMESPACE = "medmec-system"
+# how long `helm --wait` may wait for the release's objects to be ready (generous: two busy
+# cores); the helm process itself gets a minute more
+WAIT_TIMEOUT = "300s"
 
 
 class HelmError(RuntimeError):
@@ -45,7 +48,7 @@ def hospital_values(hospital: str) -> Path:
     return path
 
 
-def helm(args: Sequence[str], kubeconfig: str | None = None, timeout: float = 300) -> str:
+def helm(args: Sequence[str], kubeconfig: str | None = None, timeout: float = 360) -> str:
     """Run helm; its stdout, or HelmError with its stderr. Symlink notices are dropped."""
     cmd = [str(helm_binary()), *args]
     if kubeconfig:
@@ -80,7 +83,7 @@ def install(kubeconfig: str, values_files: Sequence[Path | str] = (), set_values
     args = [*verb, str(chart), "-n", namespace, "--create-namespace",
             *_value_args(values_files, set_values)]
     if wait:
-        args += ["--wait", "--timeout", "120s"]
+        args += ["--wait", "--timeout", WAIT_TIMEOUT]
     return helm(args, kubeconfig)
 
 
@@ -93,7 +96,7 @@ def install_hospital(kubeconfig: str, hospital: str, set_values: dict | None = N
     values = hospital_values(hospital)
     install_crds(kubeconfig)
     args = ["upgrade", "--install", RELEASE, str(MAIN_CHART), "-n", NAMESPACE,
-            "--create-namespace", "--wait", "--timeout", "120s",
+            "--create-namespace", "--wait", "--timeout", WAIT_TIMEOUT,
             *_value_args([values], set_values)]
     return helm(args, kubeconfig)
 
