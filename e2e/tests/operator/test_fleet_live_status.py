@@ -2,9 +2,9 @@
 queued / active follow the dispatcher (read on the operator's periodic re-check, with no
 change to the fleet itself), and an unreachable dispatcher leaves them unset with a reason.
 
-The cluster's pods run no containers, so the dispatcher runs as a local process and a
-second operator replica (higher peering priority, so the session's one stands by) reads it
-through MEDMEC_OPERATOR_FLEET_URL_TEMPLATE instead of the fleet's Service."""
+The cluster's pods run no containers, so the dispatcher runs as a local process, and for
+this test the session's operator is replaced by one that reads it through
+MEDMEC_OPERATOR_FLEET_URL_TEMPLATE instead of the fleet's Service."""
 from __future__ import annotations
 
 import sys
@@ -61,13 +61,14 @@ def test_fleet_status_follows_its_dispatcher(cluster, operator, namespace, tmp_p
                                  {"id": "amr-2", "home": "f0-park-01a", "payloadKg": 20}]}}
     dispatcher, grpc_port, http_port = start_dispatcher(tmp_path)
     url = f"http://127.0.0.1:{http_port}/v1/fleet?ns={{namespace}}&fleet={{name}}"
-    second = devtools.start_operator(cluster.kubeconfig, tmp_path / "operator.log", extra_env={
-        "MEDMEC_OPERATOR_PRIORITY": "100", "MEDMEC_OPERATOR_RECHECK_SECONDS": "1",
-        "MEDMEC_OPERATOR_FLEET_URL_TEMPLATE": url})
+    operator.stop()
     channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
+    replaced = None
     try:
-        wait_for(lambda: "Pausing operations in favour of" in Path(operator.proc.log).read_text(
-            errors="replace"), 30, "the session's operator to stand by")
+        # standalone: it leaves no peering record behind to pause the session's operator
+        replaced = devtools.start_operator(cluster.kubeconfig, tmp_path / "operator.log", extra_env={
+            "MEDMEC_OPERATOR_PEERING": "", "MEDMEC_OPERATOR_RECHECK_SECONDS": "1",
+            "MEDMEC_OPERATOR_FLEET_URL_TEMPLATE": url})
         apply(cluster, base_station(bs, "mec-east", 100, 100),
               medical_slice("logistics", namespace, [bs], mbps=5, gpus=0),
               devtools.sample_map_configmap(namespace, "ward-map"), fleet)
@@ -106,7 +107,9 @@ def test_fleet_status_follows_its_dispatcher(cluster, operator, namespace, tmp_p
         assert get(cluster, "crf", "porters", namespace)["status"]["robotsDeclared"] == 2
     finally:
         channel.close()
-        second.stop()
+        if replaced:
+            replaced.stop()
+        operator.start()
         if dispatcher.alive():
             dispatcher.stop()
         cluster.kubectl("delete", "basestation", bs, check=False)
