@@ -28,11 +28,15 @@ def test_over_capacity_slice_waits_then_is_admitted(cluster, operator, namespace
         assert refused["status"] == "False"
         assert f"base station {bs}" in refused["message"]
         assert "needs 50 Mbps but only 30 of 100 Mbps are free" in refused["message"]
-        events = json.loads(cluster.kubectl("get", "events", "-n", other_ns, "-o", "json").stdout)
-        assert any(e["reason"] == "OverCapacity" and e["involvedObject"]["name"] == "second"
-                   for e in events["items"])
+        wait_for(lambda: any(
+            e["reason"] == "OverCapacity" and e["involvedObject"]["name"] == "second"
+            for e in json.loads(cluster.kubectl("get", "events", "-n", other_ns,
+                                                "-o", "json").stdout)["items"]),
+            what="an OverCapacity Event")
         assert get(cluster, "resourcequota", "second-budget", other_ns) is None
-        assert get(cluster, "basestation", bs)["status"]["allocatedUplinkMbps"] == 70
+        # the base station's ledger is written after the slices' conditions
+        wait_for(lambda: get(cluster, "basestation", bs).get("status", {})
+                 .get("allocatedUplinkMbps") == 70, what="ledger shows the first slice")
 
         cluster.kubectl("delete", "medicalslice", "first", "-n", namespace)
         wait_for(lambda: condition(get(cluster, "medicalslice", "second", other_ns), "Admitted")
