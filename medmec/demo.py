@@ -30,7 +30,6 @@ HOSPITAL = "st-luke"
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "models"
 SAMPLES = REPO / "crds" / "samples"
-SAMPLE_MAP = REPO / "workloads" / "dispatch" / "maps" / "sample-hospital.json"
 WARD = "ward-4a"
 
 
@@ -138,24 +137,19 @@ def _text(result, output: str) -> str:
 
 
 def start_dispatch(folder: Path, work: Path):
-    from medmec.netutil import free_port
-    grpc_port, http_port = free_port(), free_port()
-    argv = [sys.executable, "-m", "medmec", "serve", "dispatch", "--grpc-port", str(grpc_port),
-            "--http-port", str(http_port), "--map", str(SAMPLE_MAP),
-            "--state-dir", str(work / "dispatch")]
-    proc = processes.start("dispatch", argv, work / "dispatch.log")
-    cluster.attach(folder, proc)
-    processes.wait_ready(proc, lambda: _http_ok(f"http://127.0.0.1:{http_port}/healthz"), 60)
-    log(f"dispatch: gRPC 127.0.0.1:{grpc_port}, fleet view http://127.0.0.1:{http_port}/v1/fleet")
-    return grpc_port, http_port
+    from medmec.workloads.dispatch.local_service import LocalDispatcher
+    dispatcher = LocalDispatcher.start(work)  # the sample hospital's map
+    cluster.attach(folder, dispatcher.proc)
+    log(f"dispatch: gRPC {dispatcher.target}, fleet view {dispatcher.url}/v1/fleet")
+    return dispatcher
 
 
-def deliver(grpc_port: int) -> dict:
+def deliver(dispatcher) -> dict:
     """Two robots register; the pharmacy sends medicine to ward room a1 on floor 2."""
     import grpc
     from medmec.workloads.dispatch.protos import dispatch_pb2, dispatch_pb2_grpc
 
-    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+    with grpc.insecure_channel(dispatcher.target) as channel:
         stub = dispatch_pb2_grpc.DispatchStub(channel)
         for robot, bay in (("tug-1", "pharmacy-bay-1"), ("tug-2", "laboratory-bay-1")):
             stub.RegisterRobot(dispatch_pb2.RegisterRobotRequest(
@@ -252,14 +246,14 @@ def main() -> int:
         show_resources(kubeconfig)
 
         edge = start_inference(folder, work, store_server)
-        grpc_port, http_port = start_dispatch(folder, work)
+        dispatcher = start_dispatch(folder, work)
         nursing_url, nursing_target, tokens = start_nursing(folder, work)
 
         section("AI diagnosis: 6 held-out breast-cancer cases through Triton (KServe v2)")
         for answer in diagnose(edge):
             print(f"  {json.dumps(answer)}")
         section("Robot delivery: medicine from the pharmacy to floor 2, room a1")
-        print(f"  {json.dumps(deliver(grpc_port))}")
+        print(f"  {json.dumps(deliver(dispatcher))}")
         section("Cloud nursing: a wearable's vitals, scored with NEWS2")
         print(f"  {json.dumps(news2_alert(nursing_url, nursing_target, tokens), default=str)}")
     except Exception as err:
@@ -275,7 +269,7 @@ def main() -> int:
   {kubectl} describe ms robotic-surgery -n surgery
   {kubectl} get pods -A -o wide                # placed on GPU nodes near their base station
   {binaries.binary('helm')} list -A
-  curl http://127.0.0.1:{http_port}/v1/fleet    # the robot fleet
+  curl {dispatcher.url}/v1/fleet    # the robot fleet
   .venv/bin/medmec cluster status              # every process, nodes by base station
   logs: {work}
 

@@ -184,42 +184,26 @@ class DispatchServer:
     def __init__(self, tmp_path: Path, map_path: Path, heartbeat_timeout_s: float):
         self.tmp_path, self.map_path, self.timeout = tmp_path, map_path, heartbeat_timeout_s
         self.state_dir = tmp_path / "state"
-        self.proc = None
 
     def start(self) -> DispatchServer:
-        import sys
-
         import grpc
-        import httpx
 
-        from medmec import processes
-        from medmec.netutil import free_port
+        from medmec.workloads.dispatch.local_service import LocalDispatcher
         from medmec.workloads.dispatch.protos import dispatch_pb2_grpc
 
-        self.grpc_port, self.http_port = free_port(), free_port()
-        self.proc = processes.start("dispatch", [
-            sys.executable, "-m", "medmec.cli", "serve", "dispatch", "--host", "127.0.0.1",
-            "--grpc-port", str(self.grpc_port), "--http-port", str(self.http_port),
-            "--map", str(self.map_path), "--state-dir", str(self.state_dir),
-            "--heartbeat-timeout-s", str(self.timeout)], self.tmp_path / "dispatch.log")
-        self.http = f"http://127.0.0.1:{self.http_port}"
-        processes.wait_ready(self.proc, lambda: httpx.get(f"{self.http}/healthz").is_success,
-                             timeout=60)
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}")
+        self.local = LocalDispatcher.start(self.tmp_path, self.map_path, self.timeout,
+                                           state_dir=self.state_dir)
+        self.http = self.local.url
+        self.channel = grpc.insecure_channel(self.local.target)
         self.stub = dispatch_pb2_grpc.DispatchStub(self.channel)
         return self
 
     def stop(self, kill: bool = False) -> None:
-        import os
-        import signal
         self.channel.close()
-        if kill:  # a crash: no chance to flush or close anything
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.stop()
+        self.local.stop(kill)
 
     def fleet(self) -> dict:
-        import httpx
-        return httpx.get(f"{self.http}/v1/fleet").raise_for_status().json()
+        return self.local.fleet()
 
 
 @pytest.fixture
@@ -233,5 +217,5 @@ def dispatch_server(tmp_path):
 
     yield start
     for server in servers:
-        if server.proc.alive():
+        if server.local.proc.alive():
             server.stop()

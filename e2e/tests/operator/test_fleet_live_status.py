@@ -7,15 +7,11 @@ this test the session's operator is replaced by one that reads it through
 MEDMEC_OPERATOR_FLEET_URL_TEMPLATE instead of the fleet's Service."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import grpc
-import httpx
 import pytest
 
-from medmec import netutil, processes
 from medmec.operator import devtools
+from medmec.workloads.dispatch.local_service import LocalDispatcher
 from medmec.workloads.dispatch.protos import dispatch_pb2 as pb
 from medmec.workloads.dispatch.protos import dispatch_pb2_grpc
 
@@ -23,20 +19,6 @@ from .conftest import apply, base_station, condition, get, medical_slice, wait_f
 
 pytestmark = pytest.mark.e2e
 FIGURES = ("robotsOnline", "tasksQueued", "tasksActive")
-
-
-def start_dispatcher(workdir: Path) -> tuple[processes.Proc, int, int]:
-    """`medmec serve dispatch` on the fleet's map (the sample hospital), on free ports."""
-    (workdir / "map.json").write_text(devtools.sample_map_configmap()["data"]["map.json"])
-    grpc_port, http_port = netutil.free_port(), netutil.free_port()
-    proc = processes.start("dispatch", [
-        sys.executable, "-m", "medmec", "serve", "dispatch", "--host", "127.0.0.1",
-        "--grpc-port", str(grpc_port), "--http-port", str(http_port),
-        "--map", str(workdir / "map.json"), "--state-dir", str(workdir / "dispatch"),
-        "--heartbeat-timeout-s", "600"], workdir / "dispatch.log")
-    processes.wait_ready(proc, lambda: httpx.get(f"http://127.0.0.1:{http_port}/healthz",
-                                                 timeout=2).is_success, timeout=60)
-    return proc, grpc_port, http_port
 
 
 def figures(cluster, namespace) -> dict:
@@ -59,10 +41,10 @@ def test_fleet_status_follows_its_dispatcher(cluster, operator, namespace, tmp_p
              "spec": {"sliceRef": {"name": "logistics"}, "mapRef": {"name": "ward-map"},
                       "robots": [{"id": "amr-1", "home": "f0-park-00a", "payloadKg": 20},
                                  {"id": "amr-2", "home": "f0-park-01a", "payloadKg": 20}]}}
-    dispatcher, grpc_port, http_port = start_dispatcher(tmp_path)
-    url = f"http://127.0.0.1:{http_port}/v1/fleet?ns={{namespace}}&fleet={{name}}"
+    dispatcher = LocalDispatcher.start(tmp_path, heartbeat_timeout_s=600)  # the sample map
+    url = f"{dispatcher.url}/v1/fleet?ns={{namespace}}&fleet={{name}}"
     operator.stop()
-    channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
+    channel = grpc.insecure_channel(dispatcher.target)
     replaced = None
     try:
         # standalone: it leaves no peering record behind to pause the session's operator
@@ -101,7 +83,8 @@ def test_fleet_status_follows_its_dispatcher(cluster, operator, namespace, tmp_p
                  "figures unset while the dispatcher is unreachable")
         reachable = condition(get(cluster, "crf", "porters", namespace), "DispatcherReachable")
         assert (reachable["status"], reachable["reason"]) == ("False", "DispatcherUnreachable")
-        assert f"127.0.0.1:{http_port}/v1/fleet?ns={namespace}&fleet=porters" in reachable["message"]
+        assert f"127.0.0.1:{dispatcher.http_port}/v1/fleet?ns={namespace}&fleet=porters" in \
+            reachable["message"]
         shown = columns(cluster, namespace)
         assert (shown["ROBOTS"], shown["ONLINE"], shown["QUEUED"], shown["ACTIVE"]) == ("2", "", "", "")
         assert get(cluster, "crf", "porters", namespace)["status"]["robotsDeclared"] == 2
@@ -110,6 +93,8 @@ def test_fleet_status_follows_its_dispatcher(cluster, operator, namespace, tmp_p
         if replaced:
             replaced.stop()
         operator.start()
-        if dispatcher.alive():
-            dispatcher.stop()
+        dispatcher.stop()
+        # gone before the next test: a console lists every fleet in the cluster
+        cluster.kubectl("delete", "crf", "porters", "-n", namespace, "--ignore-not-found",
+                        check=False)
         cluster.kubectl("delete", "basestation", bs, check=False)

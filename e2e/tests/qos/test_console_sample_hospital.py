@@ -12,9 +12,10 @@ import grpc
 import httpx
 import pytest
 
-from medmec import netutil, processes
+from medmec import processes
 from medmec.operator import devtools
 from medmec.workloads.console import testing
+from medmec.workloads.dispatch.local_service import LocalDispatcher
 from medmec.workloads.dispatch.protos import dispatch_pb2 as dpb, dispatch_pb2_grpc
 from medmec.workloads.nursing.local_service import LocalNursingService
 from medmec.workloads.qos import emulation
@@ -64,20 +65,11 @@ def raise_alert(url: str) -> str:
     return pid
 
 
-def start_dispatch(workdir) -> tuple[processes.Proc, str]:
-    """The real dispatcher on the sample hospital's map, with robot amr-01 away from home at
-    the lab and one queued delivery."""
-    sample = devtools.sample_map_configmap()  # the map ConfigMap the sample fleet uses
-    (workdir / "map.json").write_text(sample["data"]["map.json"])
-    http_port, grpc_port = netutil.free_port(), netutil.free_port()
-    proc = processes.start("dispatch", [
-        sys.executable, "-m", "medmec", "serve", "dispatch", "--host", "127.0.0.1",
-        "--grpc-port", str(grpc_port), "--http-port", str(http_port),
-        "--map", str(workdir / "map.json"), "--state-dir", str(workdir / "dispatch"),
-        "--heartbeat-timeout-s", "600"], workdir / "dispatch.log")
-    url = f"http://127.0.0.1:{http_port}"
-    processes.wait_ready(proc, lambda: httpx.get(url + "/healthz", timeout=2).is_success, timeout=60)
-    with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+def start_dispatch(workdir) -> tuple[LocalDispatcher, str]:
+    """The real dispatcher on the sample hospital's map (the map the sample fleet uses), with
+    robot amr-01 away from home at the lab and one queued delivery."""
+    dispatcher = LocalDispatcher.start(workdir, heartbeat_timeout_s=600)
+    with grpc.insecure_channel(dispatcher.target) as channel:
         stub = dispatch_pb2_grpc.DispatchStub(channel)
         stub.RegisterRobot(dpb.RegisterRobotRequest(robot_id="amr-01", node="laboratory",
                                                     home="f0-park-00a",
@@ -87,7 +79,7 @@ def start_dispatch(workdir) -> tuple[processes.Proc, str]:
         stub.SubmitTask(dpb.SubmitTaskRequest(task_id="specimen-17", pickup="laboratory",
                                               dropoff="f0-ward-a2", weight_kg=1, kind="specimen",
                                               priority=dpb.PRIORITY_HIGH))
-    return proc, url
+    return dispatcher, dispatcher.url
 
 
 @pytest.fixture
