@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 _FALLBACK_EPHEMERAL = (32768, 60999)
+_handed_out: set[int] = set()
 
 
 def _ephemeral_range() -> tuple[int, int]:
@@ -37,7 +38,9 @@ def free_port(host: str = "127.0.0.1") -> int:
     if low > 11000:
         for _ in range(50):
             port = random.randrange(10000, low)
-            if _bindable(port, host):
+            # nothing holds a port between two calls: never hand out the same one twice
+            if port not in _handed_out and _bindable(port, host):
+                _handed_out.add(port)
                 return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
