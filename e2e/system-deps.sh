@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages that the tests use as real parts and that pip cannot bring:
-# Chromium (the console's browser tests) and PostgreSQL (the nursing store's server).
+# Chromium (the console's browser tests), PostgreSQL (the nursing store's server), and what
+# the local cluster's real nodes run on: runc, the CNI plugins, nftables, iproute2 and
+# nsenter (util-linux).
 # Installs only what is missing; needs root (or sudo) and apt-get.
 set -euo pipefail
 missing=()
@@ -8,6 +10,11 @@ missing=()
 if ! command -v initdb >/dev/null && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   missing+=(postgresql)
 fi
+[ -x /usr/sbin/runc ] || missing+=(runc)
+[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+command -v nft >/dev/null || missing+=(nftables)
+command -v ip >/dev/null || missing+=(iproute2)
+command -v nsenter >/dev/null || missing+=(util-linux)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing Debian packages the tests need: ${missing[*]}" >&2
 sudo=""
