@@ -10,6 +10,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.medicationadministration import MedicationAdministration
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient
 
 
@@ -18,11 +19,15 @@ def band() -> str:
 
 
 def problem(r, status):
+    """The error's one OperationOutcome issue, with `right` (the failed right of a refused
+    dose, if any) lifted out of its details coding."""
     assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["status"] == status and body["detail"]
-    return body
+    assert r.headers["content-type"].startswith("application/fhir+json")
+    [issue] = OperationOutcome.model_validate(r.json()).model_dump(mode="json")["issue"]
+    assert issue["severity"] == "error" and issue["diagnostics"]
+    codings = (issue.get("details") or {}).get("coding") or []
+    return {**issue, "right": next((c["code"] for c in codings
+                                    if c["system"] == "https://medmec.io/fhir/CodeSystem/five-rights"), None)}
 
 
 # -- identification -------------------------------------------------------------------
@@ -48,7 +53,7 @@ def test_unknown_and_discharged_wristbands_are_refused(http, h):
     assert r.status_code == 200 and r.json()["status"] == "finished"
     body = problem(http.post("/wards/ward-a/scan", headers=h.auth("nurse-a"),
                              json={"wristband": wb}), 409)
-    assert "discharged" in body["detail"]
+    assert "discharged" in body["diagnostics"]
     # the band may be printed again for a new admission, which it then identifies
     again = h.admit(http, "ward-a", wb)
     r = http.post("/wards/ward-a/scan", headers=h.auth("nurse-a"), json={"wristband": wb})
@@ -140,7 +145,7 @@ def test_wrong_time_and_duplicate_administration_are_refused(http, h):
             "dose_value": 1000, "dose_unit": "mg", "route_code": "26643006"}
     body = problem(http.post("/wards/ward-a/administrations", headers=h.auth("nurse-a"),
                              json=give), 422)
-    assert body["right"] == "time" and "180 min" in body["detail"]
+    assert body["right"] == "time" and "180 min" in body["diagnostics"]
     now = http.post("/fhir/MedicationRequest", headers=h.auth("dr-a"),
                     json=h.order_resource(pid)).json()
     give["order_id"] = now["id"]
@@ -151,7 +156,7 @@ def test_wrong_time_and_duplicate_administration_are_refused(http, h):
     assert given.dosage.dose.value == 1000 and given.subject.reference == f"Patient/{pid}"
     body = problem(http.post("/wards/ward-a/administrations", headers=h.auth("nurse-a2"),
                              json=give), 409)
-    assert body["right"] == "time" and "already been given" in body["detail"]
+    assert body["right"] == "time" and "already been given" in body["diagnostics"]
     bundle = Bundle.model_validate(http.get(f"/fhir/MedicationAdministration?patient={pid}",
                                             headers=h.auth("nurse-a")).json())
     assert bundle.total == 1
@@ -163,7 +168,7 @@ def test_a_discharged_band_cannot_receive_medication(http, h, ordered):
     http.post(f"/wards/ward-a/encounters/{enc['id']}/discharge", headers=h.auth("dr-a"))
     body = problem(http.post("/wards/ward-a/administrations", headers=h.auth("nurse-a"),
                              json=ordered["give"]), 422)
-    assert body["right"] == "patient" and "discharged" in body["detail"]
+    assert body["right"] == "patient" and "discharged" in body["diagnostics"]
 
 
 def test_worklist_shows_due_and_overdue_doses_and_alerting_patients(http, h):
@@ -241,7 +246,7 @@ def test_out_of_range_vitals_are_refused_and_not_stored(http, h, values, field):
     pid = h.admit(http, "ward-a", band())["patient"]["id"]
     body = problem(http.post("/fhir/Observation", headers=h.auth("nurse-a"),
                              json=h.vitals_resource(pid, **values)), 422)
-    assert field in body["detail"]
+    assert field in body["diagnostics"]
     stored = http.get(f"/fhir/Observation?patient={pid}", headers=h.auth("nurse-a")).json()
     assert stored["total"] == 0
 
@@ -251,7 +256,7 @@ def test_malformed_fhir_is_refused_and_nothing_is_half_written(http, h):
     bad = h.patient_resource(wb, birthDate="yesterday")
     body = problem(http.post("/wards/ward-a/admissions", headers=h.auth("dr-a"),
                              json={"patient": bad}), 422)
-    assert "birthDate" in body["detail"]
+    assert "birthDate" in body["diagnostics"]
     problem(http.post("/wards/ward-a/scan", headers=h.auth("nurse-a"), json={"wristband": wb}), 404)
     no_band = {"resourceType": "Patient", "name": [{"family": "X"}]}
     problem(http.post("/wards/ward-a/admissions", headers=h.auth("dr-a"),
@@ -306,14 +311,15 @@ def test_fhir_resources_round_trip_through_the_model_library(http, h):
                                               headers=h.auth("nurse-a")).json())
     obs = searched.entry[0].resource
     assert obs.id == posted["id"] and obs.identifier[0].value == "handheld-1"
-    sent_components = {c["code"]["coding"][0]["code"]: c for c in obs_in["component"]}
+    sent_components = {coding["code"]: c for c in obs_in["component"] for coding in c["code"]["coding"]}
     for comp in obs.component:
-        code = comp.code.coding[0].code
-        if code == "score":
+        codes = [c.code for c in comp.code.coding]
+        if codes == ["score"]:
             assert comp.valueInteger == 0
-        elif comp.valueQuantity is not None:
-            assert float(comp.valueQuantity.value) == float(
-                sent_components[code]["valueQuantity"]["value"])
+        elif comp.valueQuantity is not None:  # SpO2 comes back with the profile's LOINC code too
+            [sent] = {id(sent_components[c]): sent_components[c] for c in codes
+                      if c in sent_components}.values()
+            assert float(comp.valueQuantity.value) == float(sent["valueQuantity"]["value"])
     # a resend of the same reading (same identifier) is stored once
     http.post("/fhir/Observation", headers=h.auth("nurse-a"), json=obs_in)
     assert http.get(f"/fhir/Observation?patient={pid}", headers=h.auth("nurse-a")).json()["total"] == 1
