@@ -92,9 +92,11 @@ def searchset(base: str, resource_type: str, params: dict[str, list[str]], page:
         links.append(link("next", page.offset + page.count))
     last = max(0, math.ceil(total / page.count) - 1) * page.count
     links.append(link("last", last))
-    return {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links,
-            "entry": [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r,
-                       "search": {"mode": "match"}} for r in resources]}
+    found = {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links}
+    if resources:  # FHIR JSON has no empty arrays
+        found["entry"] = [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r,
+                           "search": {"mode": "match"}} for r in resources]
+    return found
 
 
 # -- date search parameters (http://hl7.org/fhir/R4/search.html#date) -------------------------

@@ -92,7 +92,9 @@ class HapiValidator:
         home = ensure()
         classpath = f"{home / f'classes-{_digest(SOURCE)}'}:{home / 'lib'}/*"
         self._stderr = open(stderr_path, "w")
-        self.proc = subprocess.Popen(["java", *OFFLINE, "-cp", classpath, "ValidateFhir"],
+        # the validator core keeps a FHIR package cache in ~/.fhir: keep it in our cache
+        home_dir = f"-Duser.home={home / 'jvm-home'}"
+        self.proc = subprocess.Popen(["java", *OFFLINE, home_dir, "-cp", classpath, "ValidateFhir"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self._stderr, text=True)
         self._stderr_path = stderr_path
