@@ -138,6 +138,17 @@ def test_a_wards_day_is_valid_fhir_r4_for_the_official_validator(service, http, 
     assert kinds >= {"Patient", "Encounter", "Observation", "MedicationRequest", "Bundle",
                      "MedicationAdministration", "OperationOutcome", "CapabilityStatement",
                      "CodeSystem", "StructureDefinition"}
+    # the vital-signs profile holds for every Observation but for the coded ACVPU value, to
+    # which the R4 profile's required UCUM binding of component.value[x] cannot apply
+    profiled = [vitalsigns_claimed(r) for _, r in call.responses if r["resourceType"] == "Observation"]
+    without_acvpu = [{**r, "component": [c for c in r["component"] if not is_acvpu(c)]} for r in profiled]
+    results = hapi.validate(profiled + without_acvpu)
+    assert [errors(issues) for issues in results[len(profiled):]] == [[]] * len(profiled)
+    for obs, issues in zip(profiled, results):
+        acvpu = [f"Observation.component[{k}].value.ofType(CodeableConcept)"
+                 for k, c in enumerate(obs["component"]) if is_acvpu(c)]
+        assert [i["location"] for i in errors(issues)] == acvpu
+        assert all("ucum-vitals-common" in i["message"] for i in errors(issues))
     # the NEWS2 score carries coded interpretations (medmec's risk band and HL7's v3 code)
     [score] = [c for c in day["raised"]["component"] if c["code"]["coding"][0]["code"] == "score"]
     assert score["valueInteger"] == 7
@@ -146,6 +157,14 @@ def test_a_wards_day_is_valid_fhir_r4_for_the_official_validator(service, http, 
         ("http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", "HH")}
     # the administration keeps the route's SNOMED CT system from the order
     assert day["given"]["dosage"]["route"]["coding"][0]["system"] == "http://snomed.info/sct"
+
+
+def vitalsigns_claimed(obs: dict) -> dict:
+    return {**obs, "meta": {"profile": ["http://hl7.org/fhir/StructureDefinition/vitalsigns"]}}
+
+
+def is_acvpu(component: dict) -> bool:
+    return component["code"]["coding"][0]["code"] == "consciousness"
 
 
 def test_the_validator_really_checks(service, http, h, hapi):

@@ -132,7 +132,7 @@ def capability_statement(base: str, software_version: str) -> dict:
             "documentation": "Searches return searchset Bundles paged with _count and _offset.",
             "security": {"cors": False, "description": (
                 "Every call but /metadata and the CodeSystem and StructureDefinition reads "
-                "needs `Authorization: Bearer <token>`; each token acts for one role in one "
+                "needs an `Authorization: Bearer` token; each token acts for one role in one "
                 "ward and sees that ward's patients only.")},
             "resource": resources,
         }],
