@@ -13,6 +13,8 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient
 
+from medmec.waiting import wait_for
+
 
 def band() -> str:
     return f"WB-{uuid.uuid4().hex[:10]}"
@@ -333,15 +335,20 @@ def test_no_patient_identifier_reaches_the_log_or_the_traces(http, h, service, o
     assert http.get(f"/fhir/Patient/{pid}", headers=h.auth("nurse-a")).status_code == 200
     assert http.post("/fhir/Observation", headers=h.auth("nurse-a"),
                      json=h.vitals_resource(pid, **h.NORMAL)).status_code == 201
-    assert http.post("/wards/ward-a/administrations", headers=h.auth("nurse-a"),
-                     json=ordered["give"]).status_code == 201
-    deadline = time.time() + 10
-    while '"name": "GET /fhir/Patient/{patient_id}"' not in service.log() and time.time() < deadline:
-        time.sleep(0.2)
+    given = http.post("/wards/ward-a/administrations", headers=h.auth("nurse-a"), json=ordered["give"])
+    assert given.status_code == 201
+    assert http.get(f"/fhir/Observation?patient={pid}", headers=h.auth("nurse-b")).status_code == 404
+    for path in (f"/fhir/Encounter?patient={pid}&date=ge2020-01-01", f"/fhir/Observation?patient={pid}",
+                 f"/fhir/MedicationRequest/{ordered['order']['id']}",
+                 f"/fhir/MedicationAdministration/{given.json()['id']}"):  # the last request
+        assert http.get(path, headers=h.auth("nurse-a")).status_code == 200
+    wait_for(lambda: '"name": "GET /fhir/MedicationAdministration/{administration_id}"' in service.log(),
+             timeout=10, what="the last request's span in the log", interval=0.2)
     log = service.log()
     assert '"http.route": "/wards/{ward}/scan"' in log  # spans were exported
     assert "GET /fhir/Patient/{patient_id} 200" in log  # and requests logged
-    for identifier in (pid, ordered["wristband"], scanned["encounter"]["id"], "Example"):
+    for identifier in (pid, ordered["wristband"], scanned["encounter"]["id"], "Example",
+                       ordered["order"]["id"], given.json()["id"]):
         assert identifier not in log
 
 
