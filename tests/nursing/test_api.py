@@ -84,8 +84,8 @@ def test_roles_limit_what_a_token_may_do(http, h):
 def test_a_nurse_of_ward_b_cannot_read_ward_a(http, h):
     wb = band()
     pid = h.admit(http, "ward-a", wb)["patient"]["id"]
-    assert http.post("/fhir/Observation", headers=h.auth("nurse-a"),
-                     json=h.vitals_resource(pid, **h.NORMAL)).status_code == 201
+    obs = http.post("/fhir/Observation", headers=h.auth("nurse-a"), json=h.vitals_resource(pid, **h.NORMAL))
+    assert obs.status_code == 201
     b = h.auth("nurse-b")
     problem(http.get("/wards/ward-a/worklist", headers=b), 403)
     problem(http.get("/wards/ward-a/alerts", headers=b), 403)
@@ -93,7 +93,7 @@ def test_a_nurse_of_ward_b_cannot_read_ward_a(http, h):
     problem(http.post("/wards/ward-b/scan", headers=b, json={"wristband": wb}), 404)
     for path in (f"/fhir/Patient/{pid}", f"/fhir/Observation?patient={pid}",
                  f"/fhir/MedicationRequest?patient={pid}",
-                 f"/fhir/MedicationAdministration?patient={pid}"):
+                 f"/fhir/MedicationAdministration?patient={pid}", f"/fhir/Observation/{obs.json()['id']}"):
         problem(http.get(path, headers=b), 404)
         assert http.get(path, headers=h.auth("nurse-a")).status_code == 200
     problem(http.post("/fhir/Observation", headers=b, json=h.vitals_resource(pid, pulse=80)), 404)
@@ -322,8 +322,10 @@ def test_fhir_resources_round_trip_through_the_model_library(http, h):
             [sent] = {id(sent_components[c]): sent_components[c] for c in codes
                       if c in sent_components}.values()
             assert float(comp.valueQuantity.value) == float(sent["valueQuantity"]["value"])
-    # a resend of the same reading (same identifier) is stored once
-    http.post("/fhir/Observation", headers=h.auth("nurse-a"), json=obs_in)
+    # a resend of the same reading (same identifier) is stored once, and answers what was stored
+    resent = {**obs_in, "component": [c for c in obs_in["component"] if c["code"]["coding"][0]["code"] != "8867-4"]}
+    again = http.post("/fhir/Observation", headers=h.auth("nurse-a"), json=resent).json()
+    assert again == posted == http.get(f"/fhir/Observation/{posted['id']}", headers=h.auth("nurse-a")).json()
     assert http.get(f"/fhir/Observation?patient={pid}", headers=h.auth("nurse-a")).json()["total"] == 1
 
 

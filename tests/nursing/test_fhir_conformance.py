@@ -91,6 +91,7 @@ def ward_day(http, h) -> tuple[Recorder, dict]:
     assert (score["valueInteger"], score["interpretation"][0]["text"]) == (0, "low")
     assert all(a["patient_id"] != pid for a in  # acknowledged, and no new escalation
                http.get("/wards/ward-a/alerts", headers=nurse).json()["alerts"])
+    call("GET", f"/fhir/Observation/{raised['id']}", nurse, 200)
     call("GET", f"/fhir/Observation?patient={pid}", nurse, 200)
     call("GET", f"/fhir/Observation?patient={pid}&_count=2", nurse, 200)
     call("GET", f"/fhir/Encounter?patient={pid}", nurse, 200)

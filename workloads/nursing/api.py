@@ -30,9 +30,9 @@ from .context import (ACKNOWLEDGE, ADMINISTER, ADMIT, AUDIT, ORDER, READ, RECORD
 from .fhir_codec import FhirError
 from .fhir_rest import FHIR_JSON, JSON, BadSearch, NotAcceptable, Page
 from .records import Administration, Encounter, Order
-from .store import OBSERVATION_COLUMNS, Conflict
+from .store import Conflict
 from .tokens import Principal
-from .vitals import AlertOverflow, Reading, observation_id, row_of
+from .vitals import AlertOverflow, Reading
 
 log = logging.getLogger("medmec.nursing.api")
 tracer = trace.get_tracer("medmec.nursing")
@@ -329,10 +329,21 @@ def create_app(ctx: Context) -> FastAPI:
         if outcome.error is not None:
             where = "Observation.subject" if outcome.status == 404 else "Observation.effectiveDateTime"
             raise Problem(outcome.status, "Vitals refused", outcome.error, where)
-        row = dict(zip(OBSERVATION_COLUMNS, row_of(reading, outcome, time.time())))
-        created = fhir_codec.observation_to_fhir(
-            {**row, "id": observation_id(reading.source, reading.reading_id)})
+        # what is stored: a resent reading answers with the values first stored
+        stored = await ctx.db(ctx.repo.observation, source=reading.source,
+                              reading_id=reading.reading_id)
+        created = fhir_codec.observation_to_fhir(stored)
         return _fhir(created, 201, f"{_fhir_base(request)}/Observation/{created['id']}")
+
+    @app.get("/fhir/Observation/{observation_id}", tags=["fhir"])
+    async def read_vitals(observation_id: str, authorization: str | None = Header(None)):
+        p = await who(authorization)
+        ctx.authorize(p, READ)
+        found = await ctx.db(ctx.repo.observation, row_id=int(observation_id)) \
+            if observation_id.isdigit() else None
+        if found is None or not p.may_access(found["ward"]):
+            raise Problem(404, "Unknown Observation", "no such Observation in your ward")
+        return _fhir(fhir_codec.observation_to_fhir(found))
 
     @app.get("/fhir/Observation", tags=["fhir"])
     async def search_vitals(request: Request, patient: str = Query(..., description="Patient id"),
@@ -355,8 +366,7 @@ def create_app(ctx: Context) -> FastAPI:
             return fhir_rest.searchset(
                 _fhir_base(request), "Observation", {"patient": [patient], "date": date},
                 Page(count, offset), total,
-                [fhir_codec.observation_to_fhir({**r, "id": observation_id(r["source"], r["reading_id"])})
-                 for r in rows])
+                [fhir_codec.observation_to_fhir(r) for r in rows])
         return _fhir(await asyncio.to_thread(build))  # thousands of resources: keep the loop free
 
     # -- medication ----------------------------------------------------------------------

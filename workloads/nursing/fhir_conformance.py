@@ -92,7 +92,7 @@ _RESOURCES = [
     ("Patient", ["read"], [], None),
     ("Encounter", ["read", "search-type"],
      [_PATIENT, _date("clinical-date", "date", "The admission's period overlaps")], None),
-    ("Observation", ["search-type", "create"],
+    ("Observation", ["read", "search-type", "create"],
      [_PATIENT, _date("clinical-date", "date", "When the vital signs were measured")],
      VITALSIGNS_PROFILE),
     ("MedicationRequest", ["read", "search-type", "create"],
