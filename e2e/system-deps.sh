@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages that the tests use as real parts and that pip cannot bring:
-# Chromium (the console's browser tests), PostgreSQL (the nursing store's server), and what
+# Chromium (the console's browser tests), PostgreSQL (the nursing store's server), a JDK
+# with Maven (the HAPI FHIR validator the nursing tests fetch from Maven Central), and what
 # the local cluster's real nodes run on: runc, the CNI plugins, nftables, iproute2 and
 # nsenter (util-linux).
 # Installs only what is missing; needs root (or sudo) and apt-get.
@@ -15,6 +16,8 @@ fi
 command -v nft >/dev/null || missing+=(nftables)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v nsenter >/dev/null || missing+=(util-linux)
+command -v javac >/dev/null || missing+=(default-jdk-headless)
+command -v mvn >/dev/null || missing+=(maven)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing Debian packages the tests need: ${missing[*]}" >&2
 sudo=""
