@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages that the tests use as real parts and that pip cannot bring:
-# Chromium (the console's browser tests) and PostgreSQL (the nursing store's server).
+# Chromium (the console's browser tests), PostgreSQL (the nursing store's server), and
+# podman with runc, mmdebstrap and a static C toolchain (`medmec image build`).
 # Installs only what is missing; needs root (or sudo) and apt-get.
 set -euo pipefail
 missing=()
@@ -8,6 +9,11 @@ missing=()
 if ! command -v initdb >/dev/null && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   missing+=(postgresql)
 fi
+command -v podman >/dev/null || missing+=(podman)
+[ -x /usr/sbin/runc ] || command -v runc >/dev/null || missing+=(runc)
+command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+command -v gcc >/dev/null || missing+=(gcc)
+compgen -G '/usr/lib/*/libc.a' >/dev/null || missing+=(libc6-dev)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing Debian packages the tests need: ${missing[*]}" >&2
 sudo=""

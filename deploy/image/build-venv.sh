@@ -5,6 +5,8 @@
 #   VENV  where the virtualenv goes (/opt/medmec in the image)
 #   SRC   the build context: pyproject.toml, README.md, the package folders, deploy/image
 set -eu
+# the working directory may be SRC, whose operator/ would shadow the standard library's
+export PYTHONSAFEPATH=1
 venv=$1
 src=$2
 python3 -m venv "$venv"
