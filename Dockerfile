@@ -15,8 +15,10 @@ ARG PIP_NO_INDEX
 ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# the pinned dependencies first, in a layer of their own: a change to medmec's code keeps it
 COPY deploy/image/ deploy/image/
+RUN sh deploy/image/build-venv.sh /opt/medmec
+COPY pyproject.toml README.md ./
 COPY medmec/ medmec/
 COPY operator/ operator/
 COPY workloads/ workloads/

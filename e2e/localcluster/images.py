@@ -123,13 +123,16 @@ def ulimit_args(nofile_hard: int, nproc_hard: int) -> list[str]:
 def base_recipe() -> tuple[str, ...]:
     """mmdebstrap's arguments before the output path, and the sources after it."""
     return ("--variant=minbase", f"--include={','.join(DEBIAN_PACKAGES)}",
+            # /usr merged by mmdebstrap itself: no usrmerge package, which pulls in perl
+            "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
             *(f"--dpkgopt={o}" for o in DPKG_OPTIONS), DEBIAN_SUITE)
 
 
 def build_command(plan: Plan, context: Path, ulimits: list[str]) -> list[str]:
     """The `podman build`: offline (--network none, --pull=never), runc, bounded ulimits."""
-    cmd = ["podman", "--runtime", "runc", "build", "--pull=never", "--network", "none",
-           *ulimits, "--file", str(plan.dockerfile), "--tag", plan.ref]
+    # --format docker: the OCI image format has no HEALTHCHECK
+    cmd = ["podman", "--runtime", "runc", "build", "--format", "docker", "--pull=never",
+           "--network", "none", *ulimits, "--file", str(plan.dockerfile), "--tag", plan.ref]
     for name, value in plan.build_args:
         cmd += ["--build-arg", f"{name}={value}"]
     for volume in plan.volumes:

@@ -144,12 +144,19 @@ def test_medmec_image_runs_as_non_root_on_a_read_only_root(medmec_image):
     assert (uid, gid) == ("10001", "10001")
     assert errno == "30"  # EROFS: the root filesystem is read-only
 
-    # Triton's Python backend stub loads the interpreter's own libpython
-    stub = "$(python -c 'import pytriton, pathlib; print(next(pathlib.Path(pytriton.__file__).parent.rglob(\"triton_python_backend_stub\")))')"
-    proc = podman_run("--entrypoint", "sh", medmec_image.ref, "-c", f"ldd {stub}")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    linked = next(line for line in proc.stdout.splitlines() if "libpython3" in line)
-    assert f"=> {libdir}/libpython3.11.so" in linked, proc.stdout
+    # Triton's Python backend stub (the one for this interpreter's version) loads the
+    # interpreter's own libpython: Debian's here, the official image's with its Dockerfile ENV
+    script = ("import os, pathlib, subprocess, sys, sysconfig, pytriton\n"
+              "stubs = pathlib.Path(pytriton.__file__).parent / 'tritonserver/python_backend_stubs'\n"
+              "stub = stubs / f'{sys.version_info.major}.{sys.version_info.minor}/triton_python_backend_stub'\n"
+              "out = subprocess.run(['ldd', str(stub)], capture_output=True, text=True, check=True).stdout\n"
+              "linked = next(l.split('=>')[1].split('(')[0].strip() for l in out.splitlines() if 'libpython3' in l)\n"
+              "own = os.path.join(sysconfig.get_config_var('LIBDIR'), sysconfig.get_config_var('INSTSONAME'))\n"
+              "print(os.path.realpath(linked), os.path.realpath(own))\n")
+    proc = podman_run("--entrypoint", "python", medmec_image.ref, "-c", script)
+    assert proc.returncode == 0, proc.stderr
+    linked, own = proc.stdout.split()
+    assert linked == own and "libpython3.11.so" in own
 
 
 @pytest.mark.slow
