@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages that the tests use as real parts and that pip cannot bring:
 # Chromium (the console's browser tests), PostgreSQL (the nursing store's server), a JDK
-# with Maven (the HAPI FHIR validator the nursing tests fetch from Maven Central), and what
-# the local cluster's real nodes run on: runc, the CNI plugins, nftables, iproute2 and
-# nsenter (util-linux).
+# with Maven (the HAPI FHIR validator the nursing tests fetch from Maven Central), podman with
+# mmdebstrap and a static C toolchain (`medmec image build`), and what the local cluster's
+# real nodes run on: runc, the CNI plugins, nftables, iproute2 and nsenter (util-linux).
 # Installs only what is missing; needs root (or sudo) and apt-get.
 set -euo pipefail
 missing=()
@@ -18,6 +18,10 @@ command -v ip >/dev/null || missing+=(iproute2)
 command -v nsenter >/dev/null || missing+=(util-linux)
 command -v javac >/dev/null || missing+=(default-jdk-headless)
 command -v mvn >/dev/null || missing+=(maven)
+command -v podman >/dev/null || missing+=(podman)
+command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+command -v gcc >/dev/null || missing+=(gcc)
+compgen -G '/usr/lib/*/libc.a' >/dev/null || missing+=(libc6-dev)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing Debian packages the tests need: ${missing[*]}" >&2
 sudo=""
