@@ -67,7 +67,8 @@ def _up(args) -> int:
 
 def _down(args) -> int:
     from medmec.localcluster import cluster
-    stopped = cluster.down(cluster.state_dir(args.state_dir))
+    stopped = cluster.down(cluster.state_dir(args.state_dir),
+                           log=lambda m: print(f"warning: {m}", file=sys.stderr))
     print(f"stopped {len(stopped)} processes" + (f": {', '.join(stopped)}" if stopped else ""))
     return 0
 

@@ -486,10 +486,11 @@ def _stop_and_remove(folder: Path, log: Callable[[str], None] = lambda m: None) 
     return stopped
 
 
-def down(folder: Path) -> list[str]:
-    """Stop every process the cluster in `folder` started and remove the folder."""
+def down(folder: Path, log: Callable[[str], None] = lambda m: None) -> list[str]:
+    """Stop every process the cluster in `folder` started, undo its host changes and remove
+    the folder; `log` hears of any change that could not be undone."""
     with _lock(folder):
-        return _stop_and_remove(folder)
+        return _stop_and_remove(folder, log)
 
 
 def describe(state: State) -> str:

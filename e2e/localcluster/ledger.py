@@ -170,10 +170,15 @@ def mounts_under(path: str) -> list[str]:
 
 
 def _undo_mounts(entry: dict) -> str | None:
-    points = mounts_under(entry["path"])
-    for point in points:
-        _quiet(["umount", "-l", point])
-    return f"{len(points)} mounts under {entry['path']}" if points else None
+    count = 0
+    # mounts stack: the kubelet bind-mounts its root onto itself to make it shared
+    for _ in range(10):
+        points = mounts_under(entry["path"])
+        if not points:
+            break
+        for point in points:
+            count += _quiet(["umount", "-l", point])
+    return f"{count} mounts under {entry['path']}" if count else None
 
 
 def cgroup_folders(root: str) -> list[Path]:

@@ -37,6 +37,12 @@ class NodePaths:
         return self.run / "containerd.sock"
 
     @property
+    def kubelet_root(self) -> Path:
+        """The kubelet's root: it puts sockets there, so a short path (under the run folder),
+        bind-mounted from the node's data folder."""
+        return self.run / "kubelet"
+
+    @property
     def kubelet_config(self) -> Path:
         return self.data / "kubelet.yaml"
 
@@ -182,7 +188,7 @@ def kubelet_config(plan: Plan, node: RealNode, paths: NodePaths, pki_dir: Path) 
 def kubelet_args(plan: Plan, node: RealNode, paths: NodePaths, kubeconfig: Path) -> list[str]:
     labels = ",".join(f"{k}={v}" for k, v in sorted(node.labels.items()))
     return [f"--config={paths.kubelet_config}", f"--kubeconfig={kubeconfig}",
-            f"--root-dir={paths.data / 'kubelet'}", f"--cert-dir={paths.data / 'kubelet-pki'}",
+            f"--root-dir={paths.kubelet_root}", f"--cert-dir={paths.data / 'kubelet-pki'}",
             f"--hostname-override={node.name}", f"--node-ip={plan.node_ip(node.index)}",
             f"--node-labels={labels}", "--v=1"]
 

@@ -63,16 +63,18 @@ def kubeconfig(folder: Path, server: str, identity: str, cert_stem: str | None =
 
 
 def prepare_host(folder: Path, plan: Plan, ledger: Ledger) -> None:
-    """What the real nodes change on the host beyond the network: recorded before it is."""
-    ledger.record("processes", marker=plan.run_dir + "/")  # a killed run's shims
-    ledger.record("mounts", path=str(folder / "nodes"))
-    ledger.record("mounts", path=plan.run_dir)
-    ledger.make_cgroup(plan.cgroup_root)
+    """What the real nodes change on the host beyond the network, recorded before it is
+    made and in the order that undoes it right (the newest first): survivors killed,
+    containers' cgroups emptied, mounts unmounted, folders removed, kernel settings last."""
+    ledger.keep_sysctls(nodeconfig.KUBELET_SYSCTLS, Path(plan.run_dir).parent / "host-sysctls.json",
+                        owner=str(folder))
     ledger.make_dir(Path(plan.run_dir))
     # the CNI plugins keep a result cache in /var/lib/cni whatever the config says
     ledger.make_dir(Path("/var/lib/cni"))
-    ledger.keep_sysctls(nodeconfig.KUBELET_SYSCTLS, Path(plan.run_dir).parent / "host-sysctls.json",
-                        owner=str(folder))
+    ledger.record("mounts", path=str(folder / "nodes"))
+    ledger.record("mounts", path=plan.run_dir)
+    ledger.make_cgroup(plan.cgroup_root)
+    ledger.record("processes", marker=plan.run_dir + "/")  # a killed run's shims
 
 
 def start_node(state, plan: Plan, node: RealNode, server: str, pause_image: str,
@@ -82,7 +84,12 @@ def start_node(state, plan: Plan, node: RealNode, server: str, pause_image: str,
     paths = nodeconfig.NodePaths.of(folder, plan, node)
     for sub in ("containerd", "kubelet", "pod-logs", "cni/net.d", "volumes"):
         (paths.data / sub).mkdir(parents=True, exist_ok=True)
-    paths.run.mkdir(parents=True, exist_ok=True)
+    paths.kubelet_root.mkdir(parents=True, exist_ok=True)
+    # the "mounts" entry of the run folder in the ledger unmounts it
+    _run(["mount", "--bind", str(paths.data / "kubelet"), str(paths.kubelet_root)],
+         f"bind-mount the kubelet root of {node.name}")
+    for i in range(VOLUMES_PER_NODE):
+        (paths.data / "volumes" / f"vol-{i}").mkdir(parents=True, exist_ok=True)
     state.ledger.make_cgroup(f"{plan.cgroup_root}/{node.index}")
     state.ledger.make_cgroup(nodeconfig.shim_cgroup(plan, paths))
     pki.issue_node(folder / "pki", node.name, plan.node_ip(node.index))
