@@ -304,7 +304,7 @@ def _minio_plan(base_ref: str, base_digest: str, repo: Path = REPO,
 
 
 def _build(plan: Plan, log: Callable[[str], None]) -> Image:
-    archive = cache_dir() / f"{plan.name}-{plan.digest[:12]}.oci.tar"  # archive_pattern
+    archive = cache_dir() / f"{plan.name}-{plan.digest[:12]}.oci.tar"
     if archive.is_file():
         archive.touch()  # recently used: _prune keeps it
         if not _exists(plan.ref):  # podman's storage was reset: the archive has the build
@@ -325,6 +325,7 @@ def _build(plan: Plan, log: Callable[[str], None]) -> Image:
         tmp.rename(archive)
     finally:
         tmp.unlink(missing_ok=True)
+
     def forget(old: Path) -> None:
         tag = old.name.removeprefix(f"{plan.name}-").removesuffix(".oci.tar")
         _podman("rmi", "--ignore", f"localhost/{plan.name}:{tag}")

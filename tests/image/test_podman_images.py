@@ -203,6 +203,16 @@ def test_pause_image_holds_until_sigterm():
 
 
 @pytest.mark.slow
+def test_image_gone_from_podman_comes_back_from_its_archive():
+    pause = images.ensure("pause", log=lambda m: None)
+    podman("rmi", pause.ref)  # as after a reset of podman's storage
+    said = []
+    assert images.ensure("pause", log=said.append) == pause
+    assert not said  # loaded, not built
+    assert subprocess.run(["podman", "image", "exists", pause.ref]).returncode == 0
+
+
+@pytest.mark.slow
 def test_minio_image_serves_as_non_root(tmp_path):
     minio = images.ensure("minio", log=lambda m: None)
     assert archive_names(minio.archive) == [minio.ref]
