@@ -305,7 +305,8 @@ class Operator:
 
     def station_gone(self, name: str) -> None:
         """A base station was deleted: the slices covering it lose their reservation."""
-        self.written.pop(("basestations", None, name), None)
+        for memory in (self.written, self.status_locks):
+            memory.pop(("basestations", None, name), None)
         for store in list(self.slices.values()):
             for ms in store:
                 if name in (ms["spec"].get("baseStations") or []):
@@ -319,7 +320,11 @@ class Operator:
         station = self._station_map().get(name)
         if station is None:
             return
-        with observe.reconcile("BaseStation", None, name):
+        key = ("basestations", None, name)
+        # one refresh of a station at a time (handlers and the re-check run in threads):
+        # otherwise an older count can be written after a newer one while `written`
+        # remembers the newer, and the ledger stays wrong
+        with observe.reconcile("BaseStation", None, name), self.status_locks[key]:
             claims = self._claims()
             usage = admission.usage_by_station({name: station}, claims, self.decisions)[name]
             nodes = self.nodes()
@@ -328,7 +333,6 @@ class Operator:
             status = {"allocatedUplinkMbps": usage.uplink_mbps,
                       "allocatedDownlinkMbps": usage.downlink_mbps,
                       "slices": usage.slices, "gpuNodes": gpu_nodes, "allocatableGPUs": gpus}
-            key = ("basestations", None, name)
             if self.written.get(key) != status:
                 kube.patch_status("basestations", None, name, status)
                 self.written[key] = status

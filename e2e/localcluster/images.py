@@ -128,6 +128,12 @@ def base_recipe() -> tuple[str, ...]:
             *(f"--dpkgopt={o}" for o in DPKG_OPTIONS), DEBIAN_SUITE)
 
 
+def archive_pattern(name: str) -> str:
+    """The archives of image `name` in the cache: exactly `<name>-<12 hex>.oci.tar`, so
+    that medmec's do not take in medmec-pause's."""
+    return f"{name}-{'[0-9a-f]' * 12}.oci.tar"
+
+
 def build_command(plan: Plan, context: Path, ulimits: list[str]) -> list[str]:
     """The `podman build`: offline (--network none, --pull=never), runc, bounded ulimits."""
     # --format docker: the OCI image format has no HEALTHCHECK
@@ -187,15 +193,14 @@ def size(ref: str) -> int:
     return int(_run(["podman", "image", "inspect", "--format", "{{.Size}}", ref], f"inspect {ref}"))
 
 
-def _prune(pattern: str, keep: int, ref_of: Callable[[Path], str] | None,
+def _prune(pattern: str, keep: int, forget: Callable[[Path], None],
            log: Callable[[str], None]) -> None:
-    """Keep the `keep` most recently used cache files matching `pattern` (and their tags)."""
+    """Keep the `keep` most recently used cache files matching `pattern`; `forget(old)`
+    removes what goes with one that is dropped."""
     found = sorted(cache_dir().glob(pattern), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in found[keep:]:
-        if ref_of:
-            _podman("rmi", "--ignore", ref_of(old))
+        forget(old)
         old.unlink(missing_ok=True)
-        old.with_suffix(".sha256").unlink(missing_ok=True)
         log(f"removed the old build {old.name}")
 
 
@@ -242,7 +247,8 @@ def _base(log: Callable[[str], None]) -> tuple[str, str]:
         finally:
             tmp.unlink(missing_ok=True)
         log(f"built the base in {time.monotonic() - start:.0f} s")
-        _prune(f"debian-{DEBIAN_SUITE}-*.tar", 1, None, log)
+        _prune(f"debian-{DEBIAN_SUITE}-*.tar", 1,
+               lambda old: old.with_suffix(".sha256").unlink(missing_ok=True), log)
     base_digest = sums.read_text().strip()
     ref = f"localhost/medmec-debian:{base_digest[:12]}"
     if not _exists(ref):
@@ -310,7 +316,7 @@ def _build(plan: Plan, log: Callable[[str], None]) -> Image:
         with tempfile.TemporaryDirectory(prefix=f".{plan.name}-context-", dir=cache_dir()) as tmp:
             plan.prepare(Path(tmp))
             _run(build_command(plan, Path(tmp), host_ulimit_args()), f"podman build of {plan.name}",
-                 log_file=cache_dir() / "logs" / f"{plan.name}.log")
+                 log_file=cache_dir() / "logs" / f"{plan.name}-{plan.digest[:12]}.log")
         log(f"built {plan.ref} in {time.monotonic() - start:.0f} s ({size(plan.ref) / 1e6:.0f} MB)")
     tmp = archive.with_name(f".{archive.name}.{os.getpid()}.tmp")
     try:
@@ -319,8 +325,12 @@ def _build(plan: Plan, log: Callable[[str], None]) -> Image:
         tmp.rename(archive)
     finally:
         tmp.unlink(missing_ok=True)
-    _prune(f"{plan.name}-*.oci.tar", KEEP,
-           lambda old: f"localhost/{plan.name}:{old.name.removeprefix(plan.name + '-')[:12]}", log)
+
+    def forget(old: Path) -> None:
+        tag = old.name.removeprefix(f"{plan.name}-").removesuffix(".oci.tar")
+        _podman("rmi", "--ignore", f"localhost/{plan.name}:{tag}")
+        (cache_dir() / "logs" / f"{plan.name}-{tag}.log").unlink(missing_ok=True)
+    _prune(archive_pattern(plan.name), KEEP, forget, log)
     return Image(plan.name, plan.ref, archive)
 
 

@@ -4,6 +4,7 @@ filesystem, the pause image stopping on SIGTERM, MinIO serving as non-root."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -92,6 +93,20 @@ def test_ulimits_stay_at_or_below_the_hard_limits():
                                                         "--ulimit", "nproc=4096:4096"]
 
 
+def test_pruning_keeps_the_newest_builds_of_one_image_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cache = images.cache_dir()
+    cache.mkdir(parents=True)
+    names = [f"medmec-{i:012x}.oci.tar" for i in range(5)] + ["medmec-pause-000000000009.oci.tar"]
+    for age, name in enumerate(reversed(names)):  # medmec-...0 is the oldest
+        (cache / name).write_bytes(b"")
+        os.utime(cache / name, (1000 - age, 1000 - age))
+    forgotten = []
+    images._prune(images.archive_pattern("medmec"), 3, forgotten.append, lambda m: None)
+    assert sorted(p.name for p in forgotten) == names[:2]
+    assert sorted(p.name for p in cache.iterdir()) == sorted(names[2:])
+
+
 def test_builds_are_offline_with_runc():
     plan = images.Plan("medmec", "ab" * 32, Path("/r/Dockerfile"), prepare=lambda _: None,
                        build_args=(("PYTHON_IMAGE", "localhost/medmec-debian:0123"),),
@@ -107,9 +122,11 @@ def test_builds_are_offline_with_runc():
 # ---- the built images ------------------------------------------------------------------
 
 def podman_run(*args: str, rm: bool = True) -> subprocess.CompletedProcess:
-    """`podman run` as the cluster's nodes would: no network, read-only root filesystem."""
+    """`podman run` as the cluster's nodes would: no network, read-only root filesystem, and
+    no HEALTHCHECK (Kubernetes ignores it; podman would want systemd timers for it)."""
     return subprocess.run(["podman", "--runtime", "runc", "run", *(["--rm"] if rm else []),
-                           "--network", "none", "--read-only", *images.host_ulimit_args(), *args],
+                           "--network", "none", "--read-only", "--no-healthcheck",
+                           *images.host_ulimit_args(), *args],
                           capture_output=True, text=True, timeout=120)
 
 
@@ -186,11 +203,24 @@ def test_pause_image_holds_until_sigterm():
 
 
 @pytest.mark.slow
-def test_minio_image_serves_as_non_root():
+def test_image_gone_from_podman_comes_back_from_its_archive():
+    pause = images.ensure("pause", log=lambda m: None)
+    podman("rmi", pause.ref)  # as after a reset of podman's storage
+    said = []
+    assert images.ensure("pause", log=said.append) == pause
+    assert not said  # loaded, not built
+    assert subprocess.run(["podman", "image", "exists", pause.ref]).returncode == 0
+
+
+@pytest.mark.slow
+def test_minio_image_serves_as_non_root(tmp_path):
     minio = images.ensure("minio", log=lambda m: None)
     assert archive_names(minio.archive) == [minio.ref]
     name = f"medmec-minio-test-{secrets.token_hex(4)}"
-    proc = podman_run("--detach", "--name", name, "--tmpfs", "/data:rw,mode=1777",
+    data = tmp_path / "data"  # a real folder, as a volume would be: MinIO needs O_DIRECT
+    data.mkdir()
+    os.chown(data, 10001, 10001)
+    proc = podman_run("--detach", "--name", name, "--volume", f"{data}:/data",
                       "--tmpfs", "/tmp:rw,mode=1777",
                       "--env", "MINIO_ROOT_USER=medmec", "--env", f"MINIO_ROOT_PASSWORD={secrets.token_hex(12)}",
                       minio.ref, "server", "/data", "--address", "127.0.0.1:9000")

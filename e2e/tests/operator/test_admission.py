@@ -11,6 +11,22 @@ from .conftest import apply, base_station, condition, get, medical_slice, wait_f
 pytestmark = pytest.mark.e2e
 
 
+def wait_for_ledger(cluster, operator, bs: str, uplink_mbps: int, what: str) -> None:
+    """Until the base station's ledger shows `uplink_mbps` allocated; a timeout names the
+    ledger and the slices as the API shows them, and the operator's log tail."""
+    ledger = lambda: (get(cluster, "basestation", bs) or {}).get("status", {})  # noqa: E731
+    try:
+        wait_for(lambda: ledger().get("allocatedUplinkMbps") == uplink_mbps,
+                 what=f"ledger shows {what}")
+    except TimeoutError as err:
+        slices = json.loads(cluster.kubectl("get", "medicalslices", "-A", "-o", "json").stdout)
+        shown = {f"{s['metadata']['namespace']}/{s['metadata']['name']}":
+                 [(c["type"], c["status"], c["reason"]) for c in s.get("status", {}).get("conditions", [])]
+                 for s in slices["items"]}
+        raise AssertionError(f"{err}\nledger: {ledger()}\nslices: {shown}\n"
+                             f"operator log ends:\n{operator.proc.log_tail(60)}") from None
+
+
 def test_over_capacity_slice_waits_then_is_admitted(cluster, operator, namespace):
     other_ns = f"{namespace}-b"
     cluster.kubectl("create", "namespace", other_ns)
@@ -35,15 +51,13 @@ def test_over_capacity_slice_waits_then_is_admitted(cluster, operator, namespace
             what="an OverCapacity Event")
         assert get(cluster, "resourcequota", "second-budget", other_ns) is None
         # the base station's ledger is written after the slices' conditions
-        wait_for(lambda: get(cluster, "basestation", bs).get("status", {})
-                 .get("allocatedUplinkMbps") == 70, what="ledger shows the first slice")
+        wait_for_ledger(cluster, operator, bs, 70, "the first slice")
 
         cluster.kubectl("delete", "medicalslice", "first", "-n", namespace)
         wait_for(lambda: condition(get(cluster, "medicalslice", "second", other_ns), "Admitted")
                  .get("status") == "True", what="second slice admitted after first deleted")
         wait_for(lambda: get(cluster, "resourcequota", "second-budget", other_ns), what="quota")
-        wait_for(lambda: get(cluster, "basestation", bs)["status"].get("allocatedUplinkMbps") == 50,
-                 what="ledger shows only the second slice")
+        wait_for_ledger(cluster, operator, bs, 50, "only the second slice")
 
         # the base station goes away: so do the reservation and what the slice made
         cluster.kubectl("delete", "basestation", bs)
