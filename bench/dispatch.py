@@ -43,9 +43,10 @@ CASES = [("sample 3F cap2", lambda: json.loads(MAP.read_text()), 50, 500)] + [
     (f"gen s{seed} {floors}F cap{cap}",
      lambda seed=seed, floors=floors, cap=cap: generate_hospital(seed, floors, cap), 50, 500)
     for seed, floors, cap in ((1, 2, 1), (2, 4, 1), (3, 4, 2), (4, 6, 2), (5, 5, 1))] + [
-    (f"gen s{seed} {floors}F cap{cap} 4 lifts",
-     lambda seed=seed, floors=floors, cap=cap: generate_hospital(seed, floors, cap, lifts=4,
-                                                                 docks=200), 200, 2000)
+    (f"gen s{seed} {floors}F cap{cap} 8 lifts",
+     lambda seed=seed, floors=floors, cap=cap: generate_hospital(seed, floors, cap, lifts=8,
+                                                                 docks=200, service_hubs=4),
+     200, 2000)
     for seed, floors, cap in ((6, 4, 2), (7, 6, 1))]
 
 

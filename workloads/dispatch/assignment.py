@@ -150,6 +150,25 @@ def relocate(robots: list[RobotReq], queues: dict[str, list[TaskReq]],
 
     finish = {rid: schedule(by_id[rid], q) for rid, q in queues.items()}
     makespan = max((f[-1] for f in finish.values() if f), default=0.0)
+    column = {rid: i for i, rid in enumerate(queues)}
+    capable: dict[tuple, np.ndarray] = {}  # (kind, weight) -> which robots may carry it
+
+    def gaps_of(rid):  # the places a task can go in this queue: (after node, before node)
+        q, robot = queues[rid], by_id[rid]
+        return (np.array([first(robot)] + [t.dropoff for t in q], dtype=int),
+                np.array([t.pickup for t in q] + [robot.home], dtype=int))
+
+    gaps = {rid: gaps_of(rid) for rid in queues}
+
+    def flatten():
+        rids = list(queues)
+        return (np.concatenate([gaps[r][0] for r in rids]),
+                np.concatenate([gaps[r][1] for r in rids]),
+                np.concatenate([np.full(len(gaps[r][0]), column[r]) for r in rids]),
+                np.concatenate([np.arange(len(gaps[r][0])) for r in rids]))
+
+    rid_of = list(queues)
+    gp, gn, owner, slot = flatten()
     for _ in range(passes):
         moved = False
         for rid_a in list(queues):
@@ -163,21 +182,16 @@ def relocate(robots: list[RobotReq], queues: dict[str, list[TaskReq]],
                 prev = qa[i - 1].dropoff if i else first(by_id[rid_a])
                 nxt = qa[i + 1].pickup if i + 1 < len(qa) else by_id[rid_a].home
                 gain = (dist[prev, task.pickup] + dist[task.dropoff, nxt] - dist[prev, nxt])
-                gaps = [(rid, k, q[k - 1].dropoff if k else first(by_id[rid]),
-                         q[k].pickup if k < len(q) else by_id[rid].home)
-                        for rid, q in queues.items() if rid != rid_a
-                        and can_carry(by_id[rid], task) for k in range(len(q) + 1)]
-                if not gaps:
-                    i += 1
-                    continue
-                gp = np.array([g[2] for g in gaps])
-                gn = np.array([g[3] for g in gaps])
+                key = (task.kind, task.weight_kg)
+                if key not in capable:
+                    capable[key] = np.array([can_carry(by_id[r], task) for r in rid_of])
                 extra = dist[gp, task.pickup] + dist[task.dropoff, gn] - dist[gp, gn]
+                extra[(owner == column[rid_a]) | ~capable[key][owner]] = np.inf
                 placed = False
                 for c in np.argsort(extra)[:5]:
                     if not extra[c] < gain - 1e-6:
                         break
-                    rid_b, k = gaps[c][0], gaps[c][1]
+                    rid_b, k = rid_of[owner[c]], slot[c]
                     qb = queues[rid_b][:k] + [task] + queues[rid_b][k:]
                     qa_new = qa[:i] + qa[i + 1:]
                     fb, fa = schedule(by_id[rid_b], qb), schedule(by_id[rid_a], qa_new)
@@ -192,6 +206,8 @@ def relocate(robots: list[RobotReq], queues: dict[str, list[TaskReq]],
                         continue
                     queues[rid_a], queues[rid_b] = qa_new, qb
                     finish[rid_a], finish[rid_b] = fa, fb
+                    gaps[rid_a], gaps[rid_b] = gaps_of(rid_a), gaps_of(rid_b)
+                    gp, gn, owner, slot = flatten()
                     placed = moved = True
                     break
                 if not placed:  # else the next task has moved up to index i

@@ -98,11 +98,6 @@ class HospitalGraph:
         return self._times[speed_mps]
 
     @cached_property
-    def adjacency(self) -> csr_matrix:
-        """1 where a move leads from the row's node to the column's."""
-        return (self._matrix(lambda m: 1.0) > 0).astype(np.int8)
-
-    @cached_property
     def distances_m(self) -> np.ndarray:
         """Corridor metres of the shortest-distance path between every pair of nodes."""
         return dijkstra(self._matrix(lambda m: m.length_m))

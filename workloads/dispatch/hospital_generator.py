@@ -4,7 +4,8 @@ A generated hospital has `floors` floors, each a two-lane main corridor with war
 (two-lane or single-lane, drawn per wing); every room hangs off its wing on its own
 single-lane spur, and every robot has its own dead-end dock on a single-lane spur off a dock
 bay. `lifts` lifts of `lift_capacity` robots serve every floor. The pharmacy, laboratory,
-kitchen and laundry sit on drawn floors, each with three loading bays on single-lane spurs.
+kitchen and laundry sit on drawn floors, each with hubs of three loading bays on single-lane
+spurs.
 
 Node ids follow the sample hospital's naming (`-room-`, `-dock-`/`-park-`, `<service>-bay-N`),
 so `random_scenario` draws robots and tasks on either.
@@ -21,10 +22,13 @@ CORRIDOR_STEP_M = 10.0
 
 
 def generate_hospital(seed: int, floors: int = 4, lift_capacity: int = 1, lifts: int = 2,
-                      docks: int = 60) -> dict:
-    """A hospital map (the scenario JSON's `map`) with at least `docks` robot docks."""
-    if not 1 <= floors <= 50 or lifts < 1 or lift_capacity < 1 or docks < 0:
-        raise ValueError("need 1..50 floors, at least one lift of capacity >= 1, docks >= 0")
+                      docks: int = 60, service_hubs: int = 1) -> dict:
+    """A hospital map (the scenario JSON's `map`) with at least `docks` robot docks; each
+    service has `service_hubs` hubs of three loading bays (a large fleet needs more)."""
+    if not 1 <= floors <= 50 or lifts < 1 or lift_capacity < 1 or docks < 0 or \
+            not 1 <= service_hubs <= 4:
+        raise ValueError("need 1..50 floors, at least one lift of capacity >= 1, docks >= 0 "
+                         "and 1..4 hubs per service")
     rng = random.Random(seed)
     nodes: list[dict] = []
     edges: list[dict] = []
@@ -37,7 +41,7 @@ def generate_hospital(seed: int, floors: int = 4, lift_capacity: int = 1, lifts:
         edges.append({"from": a, "to": b, "length_m": round(length, 2),
                       "single_lane": single_lane})
 
-    length = rng.randint(12, 18)  # corridor nodes per floor
+    length = rng.randint(12, 18) + 3 * max(0, lifts - 2)  # corridor nodes per floor
     docks_per_floor = math.ceil(docks / floors)
     bays_per_floor = math.ceil(docks_per_floor / 4)
     # corridor positions: lifts spread along the corridor, services at the ends
@@ -76,12 +80,15 @@ def generate_hospital(seed: int, floors: int = 4, lift_capacity: int = 1, lifts:
         for s in SERVICES:
             if service_floor[s] != f:
                 continue
-            i = service_at[s]
-            hub = node(s, f, CORRIDOR_STEP_M * i, -6.0 if s in ("pharmacy", "laundry") else 6.0)
-            edge(corridor[i], hub, 6.0, False)
-            for k in range(1, 4):
-                edge(hub, node(f"{s}-bay-{k}", f, CORRIDOR_STEP_M * i + 3.0 * (k - 2), -9.0),
-                     3.0, True)
+            for h in range(service_hubs):  # hubs side by side, inwards from the end
+                i = service_at[s] + (h if service_at[s] == 0 else -h)
+                y = -6.0 if s in ("pharmacy", "laundry") else 6.0
+                hub = node(s if h == 0 else f"{s}-{h + 1}", f, CORRIDOR_STEP_M * i, y)
+                edge(corridor[i], hub, 6.0, False)
+                for k in range(1, 4):
+                    bay = node(f"{s}-bay-{3 * h + k}", f, CORRIDOR_STEP_M * i + 3.0 * (k - 2),
+                               y * 1.5)
+                    edge(hub, bay, 3.0, True)
     lift_list = []
     for n, i in enumerate(lift_at):
         lid = f"lift-{chr(ord('a') + n)}"
@@ -107,6 +114,7 @@ def random_scenario(hmap: dict, robots: int, tasks: int, seed: int,
     docks = [i for i in ids if "-park-" in i or "-dock-" in i]
     if robots > len(docks):
         raise ValueError(f"{robots} robots but only {len(docks)} docks on this map")
+    bays = {s: [i for i in ids if i.startswith(f"{s}-bay-")] for s in SERVICES}
     starts = rng.sample(docks, robots)
     fleet = [{"id": f"amr-{i:03d}", "start": p, "speed_mps": rng.choice([0.8, 1.0, 1.2]),
               "payload_kg": rng.choice([20, 40, 60]),
@@ -117,7 +125,7 @@ def random_scenario(hmap: dict, robots: int, tasks: int, seed: int,
     for j in range(tasks):
         kind = rng.choice(["medicine"] * 4 + ["specimen"] * 3 + ["meals"] * 2 + ["linen"])
         room = rng.choice(rooms)
-        bay = f"{SOURCES[kind]}-bay-{rng.randint(1, 3)}"
+        bay = rng.choice(bays[SOURCES[kind]])
         pickup, dropoff = (room, bay) if kind == "specimen" else (bay, room)
         priority = rng.choice(["emergency"] + ["high"] * 3 + ["normal"] * 16)
         release = rng.uniform(0, horizon_s)

@@ -24,6 +24,9 @@ from .graph import HospitalGraph, Move
 
 # seconds kept between two robots at one node and between opposite single-lane traversals
 MARGIN_S = 1.0
+# a leg that finds no way along its shortest paths is searched through the nodes at most
+# this much off them (a second lift, a step aside) before the whole hospital
+DETOUR_S = 30.0
 INF = math.inf
 
 
@@ -119,7 +122,22 @@ class ReservationTable:
 
     def hold(self, node: int, start: float, end: float, owner: str) -> None:
         self._stays.setdefault(node, []).append((start, end, owner))
-        self._safe.pop(node, None)
+        free = self._safe.get(node)
+        if free is not None:  # cut the stay out of the safe intervals
+            a, b = start - MARGIN_S, end + MARGIN_S
+            i = max(0, bisect.bisect_right(free, (a, INF)) - 1)
+            j, pieces = i, []
+            while j < len(free) and free[j][0] < b:
+                s, e = free[j]
+                if e <= a:
+                    pieces.append((s, e))
+                else:
+                    if s < a:
+                        pieces.append((s, a))
+                    if b < e:
+                        pieces.append((b, e))
+                j += 1
+            free[i:j] = pieces
 
     def release(self, node: int, owner: str) -> None:
         """Drop the stays of `owner` at `node` (the placeholder of a robot about to be planned)."""
@@ -211,13 +229,14 @@ def plan_route(table: ReservationTable, speed_mps: float, start: int,
             setoff = min(max(t, goal.not_before - times[node, goal.node]), free[k][1])
             to_goal = times[:, goal.node].tolist()
             park = i == len(goals) - 1
-            # first along the shortest paths only (waiting where others are in the way), a
-            # search of a few states; then also stepping aside next to them; the whole map
-            # only when neither finds a way
-            for shortest, near in ((True, False), (False, True), (False, False)):
-                region = _near_path(table.graph, times, node, goal.node) if near else None
+            # first along shortest paths only, waiting where others are in the way: a
+            # search of a few states, and no detour metres. Where that finds no way, also
+            # through places at most DETOUR_S off the shortest way (another lift, a step
+            # aside), and last the whole map
+            for region, progress in ((None, True), (_near_path(times, node, goal.node), False),
+                                     (None, False)):
                 found = _leg(table, speed_mps, to_goal, node, k, setoff, goal, park,
-                             excluded[i], shortest, region)
+                             excluded[i], region, progress)
                 if found is not None:
                     break
         if found is None:
@@ -238,31 +257,68 @@ def plan_route(table: ReservationTable, speed_mps: float, start: int,
     return Route(waypoints, [done for _, _, done, _ in legs])
 
 
-def _near_path(graph: HospitalGraph, times, start: int, goal: int) -> list[bool]:
-    """Nodes on a shortest path from `start` to `goal`, and their neighbours."""
-    on = times[start] + times[:, goal] <= times[start, goal] + 1e-6
-    return (on | (graph.adjacency @ on > 0)).tolist()
+def _near_path(times, start: int, goal: int) -> list[bool]:
+    """Nodes on a way from `start` to `goal` at most DETOUR_S longer than the shortest."""
+    return (times[start] + times[:, goal] <= times[start, goal] + DETOUR_S).tolist()
 
 
 def _leg(table: ReservationTable, speed_mps: float, to_goal: list[float], start: int, k0: int,
-         start_s: float, goal: Goal, park: bool, excluded: set, shortest: bool,
-         region: list[bool] | None):
+         start_s: float, goal: Goal, park: bool, excluded: set, region: list[bool] | None,
+         progress: bool):
     """SIPP A* for one leg: (moves with departure and arrival times, time the goal is done,
-    the (node, interval) it ends in). `excluded` are end states known to be dead ends.
-    `shortest`: only moves on a free-flow shortest path to the goal; `region`: only nodes
-    marked True."""
+    the (node, interval) it ends in). `excluded` are end states known to be dead ends;
+    `region`: the nodes it may use (None: all); `progress`: only moves along a shortest
+    path to the goal."""
     moves = table.graph.moves_at(speed_mps)
     safe = table._safe
     first = (start, k0)
     best = {first: start_s}
     parent: dict[tuple, tuple] = {}
-    # ties of f (common: the heuristic is exact) go to the later arrival, the deeper state
-    heap = [(start_s + to_goal[start], -start_s, first)]
+
+    def arrival(node, move, duration, constrained, leave_by, free, kv, earliest):
+        """The first interval from `kv` on that `move` can reach leaving `node` at or after
+        `earliest` and by `leave_by`: (kv, departure, arrival), or None."""
+        while kv < len(free):
+            s, e = free[kv]
+            depart = earliest if s - duration < earliest else s - duration
+            if depart > leave_by:
+                return None  # later intervals only leave later
+            if constrained:
+                depart = earliest = table.earliest_departure(node, move, duration, depart)
+                if depart > leave_by:
+                    return None
+                if depart + duration > e:  # on to the interval it would arrive in
+                    kv = bisect.bisect_right(free, (depart + duration, INF)) - 1
+                    if free[kv][1] < depart + duration:
+                        kv += 1
+                    continue
+            return kv, depart, depart + duration
+        return None
+
+    # Successors are made lazily: a move's first reachable interval of the next node is
+    # pushed, and its next interval only when that one comes off the heap. Ties of f (common:
+    # the heuristic is exact) go to the later arrival, the deeper state.
+    heap = [(start_s + to_goal[start], -start_s, first, None)]
+    closed = set()
     while heap:
-        _, t, state = heapq.heappop(heap)
+        f, t, state, more = heapq.heappop(heap)
         t = -t
-        if t > best.get(state, INF):
-            continue
+        if more is not None:  # the same move into the next interval
+            prev, move, duration, constrained, leave_by, depart = more
+            v, kv = state
+            free = safe.get(v) or table.safe_intervals(v)
+            found = arrival(prev[0], move, duration, constrained, leave_by, free, kv + 1, depart)
+            if found is not None:
+                kv, depart, arrive = found
+                nxt = (v, kv)
+                if arrive < best.get(nxt, INF):
+                    best[nxt] = arrive
+                    parent[nxt] = (prev, move, depart, arrive)
+                heapq.heappush(heap, (arrive + to_goal[v], -arrive, nxt,
+                                      (prev, move, duration, constrained, leave_by, depart)))
+        if state in closed or t > best[state]:
+            continue  # pushed for its next interval only, or reached sooner another way
+        closed.add(state)
         node, k = state
         interval_end = (safe.get(node) or table.safe_intervals(node))[k][1]
         if node == goal.node:
@@ -278,34 +334,21 @@ def _leg(table: ReservationTable, speed_mps: float, to_goal: list[float], start:
         here = to_goal[node] + 1e-6
         for move, duration, constrained in moves[node]:
             v = move.to
-            if shortest and duration + to_goal[v] > here or region and not region[v]:
+            if progress and duration + to_goal[v] > here or region and not region[v]:
                 continue
             free = safe.get(v) or table.safe_intervals(v)
-            # only the intervals it can reach before it must leave `node`
             arrive_min = t + duration
             kv = bisect.bisect_right(free, (arrive_min, INF)) - 1
             if kv < 0 or free[kv][1] < arrive_min:
                 kv += 1
-            earliest = t
-            while kv < len(free):
-                s, e = free[kv]
-                depart = earliest if s - duration < earliest else s - duration
-                if depart > interval_end:
-                    break  # later intervals only leave later
-                if constrained:
-                    depart = earliest = table.earliest_departure(node, move, duration, depart)
-                    if depart > interval_end:
-                        break
-                    if depart + duration > e:  # on to the interval it would arrive in
-                        kv = bisect.bisect_right(free, (depart + duration, INF)) - 1
-                        if free[kv][1] < depart + duration:
-                            kv += 1
-                        continue
-                arrive = depart + duration
-                nxt = (v, kv)
-                if arrive < best.get(nxt, INF):
-                    best[nxt] = arrive
-                    parent[nxt] = (state, move, depart, arrive)
-                    heapq.heappush(heap, (arrive + to_goal[v], -arrive, nxt))
-                kv += 1
+            found = arrival(node, move, duration, constrained, interval_end, free, kv, t)
+            if found is None:
+                continue
+            kv, depart, arrive = found
+            nxt = (v, kv)
+            if arrive < best.get(nxt, INF):
+                best[nxt] = arrive
+                parent[nxt] = (state, move, depart, arrive)
+            heapq.heappush(heap, (arrive + to_goal[v], -arrive, nxt,
+                                  (state, move, duration, constrained, interval_end, depart)))
     return None
