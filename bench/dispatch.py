@@ -107,6 +107,51 @@ def one_plan(case: int, who: str) -> dict:
             "nodes": len(graph.ids), "lifts": len(sc.map.lifts)}
 
 
+def replan_latencies(case: int, inserts: int = 100) -> dict:
+    """A running plan of the case's fleet: `inserts` urgent tasks arrive one by one from
+    t=600 s (each re-planned into the plan and its route made ready to stream), then at
+    t=2700 s the first lift fails. Latencies in ms; the changed plan is validated."""
+    import random
+    _, make_map, n_robots, n_tasks = CASES[case]
+    doc = random_scenario(make_map(), n_robots, n_tasks, seed=2026, horizon_s=HORIZON_S)
+    sc = Scenario.model_validate(doc)
+    graph = HospitalGraph(sc.map)
+    robots = robots_of(sc, graph)
+    live = plan(graph, robots, sc.tasks).live
+    speeds = {r.speed_mps for r in robots}
+    for lift in sc.map.lifts:  # degraded maps' travel times, precomputed with the plan
+        for speed in speeds:
+            graph.without_lift(lift.id).travel_times(speed)
+    rng = random.Random(7)
+    rooms = [n.id for n in sc.map.nodes if "-room-" in n.id]
+    bays = [n.id for n in sc.map.nodes if n.id.startswith("pharmacy-bay-")]
+    insert_ms = []
+    for i in range(inserts):
+        now = 600.0 + 20.0 * i
+        spec = {"id": f"urgent-{i}", "pickup": rng.choice(bays), "dropoff": rng.choice(rooms),
+                "weight_kg": 1, "kind": "medicine", "priority": "emergency",
+                "release_s": now, "deadline_s": now + 600}
+        doc["tasks"].append(spec)
+        task = TaskReq(spec["id"], graph.index[spec["pickup"]], graph.index[spec["dropoff"]],
+                       1, "medicine", "emergency", now, now + 600)
+        start = time.perf_counter()
+        rid = live.add_task(task, now)
+        if rid is not None:
+            live.route_of(rid)
+        insert_ms.append(1000 * (time.perf_counter() - start))
+    lift = sc.map.lifts[0].id
+    start = time.perf_counter()
+    affected = live.fail_lift(lift, 2700.0)
+    for rid in affected:
+        live.route_of(rid)
+    fail_ms = 1000 * (time.perf_counter() - start)
+    insert_ms.sort()
+    return {"p50": insert_ms[len(insert_ms) // 2], "p99": insert_ms[int(0.99 * (len(insert_ms) - 1))],
+            "max": insert_ms[-1], "fail_ms": fail_ms, "affected": len(affected),
+            "unassigned": len(live.unassigned), "lift": lift,
+            "problems": _validator()(doc, live.to_json())}
+
+
 def in_child(fn, *args):
     with multiprocessing.get_context("fork").Pool(1) as pool:
         return pool.apply(fn, args)
@@ -139,6 +184,19 @@ def main() -> int:
             failures.append(f"{name}: ours left {ours['unplanned']} tasks unplanned")
         if ours["distance"] > greedy["distance"] + 1e-6 or ours["late"] > greedy["late"]:
             failures.append(f"{name}: ours is longer or later than the greedy baseline")
+    print()
+    print("re-planning a running plan of 50 robots (ms wall; 100 urgent tasks one by one, "
+          "then a lift fails)")
+    print(f"{'hospital':<28}{'insert p50':>11}{'p99':>8}{'max':>8}{'lift fails':>11}"
+          f"{'robots':>7}{'unassigned':>11}{'problems':>9}")
+    for case, (name, _, n_robots, _) in enumerate(CASES):
+        if n_robots != 50 or only and not any(o in name for o in only):
+            continue
+        r = in_child(replan_latencies, case)
+        print(f"{name:<28}{r['p50']:>11.1f}{r['p99']:>8.1f}{r['max']:>8.1f}{r['fail_ms']:>11.1f}"
+              f"{r['affected']:>7}{r['unassigned']:>11}{len(r['problems']):>9}")
+        if r["problems"]:
+            failures.append(f"{name} re-planned: {r['problems'][:3]}")
     for f in failures:
         print(f"FAILED: {f}", file=sys.stderr)
     return 1 if failures else 0

@@ -27,7 +27,7 @@ PRIORITY_WEIGHT = {"emergency": 100.0, "high": 10.0, "normal": 1.0}
 # an emergency goes first, before work that is already queued
 PRIORITY_BONUS = {"emergency": 1e5, "high": 120.0, "normal": 0.0}
 READY_SLACK_S = 60.0
-RELOCATE_MARGIN_S = 300.0
+RELOCATE_MARGIN_S = 120.0
 # waiting for a release costs less than travelling: the robot is idle, not moving
 IDLE_WEIGHT = 0.25
 _INFEASIBLE = 1e15
@@ -123,7 +123,7 @@ def _round(robots, window, pos, clock, queues, times, capable, pick, drop, relea
 
 def relocate(robots: list[RobotReq], queues: dict[str, list[TaskReq]],
              times: Callable[[float], np.ndarray], dist: np.ndarray,
-             passes: int = 2) -> dict[str, list[TaskReq]]:
+             passes: int = 5) -> dict[str, list[TaskReq]]:
     """Shorten the total distance by moving normal-priority tasks to another robot's queue,
     wherever that saves metres without a new late task, a later urgent delivery or a longer
     makespan (a local search after the rounds, which only ever look one task ahead)."""

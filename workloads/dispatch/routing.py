@@ -24,9 +24,6 @@ from .graph import HospitalGraph, Move
 
 # seconds kept between two robots at one node and between opposite single-lane traversals
 MARGIN_S = 1.0
-# a leg that finds no way along its shortest paths is searched through the nodes at most
-# this much off them (a second lift, a step aside) before the whole hospital
-DETOUR_S = 30.0
 INF = math.inf
 
 
@@ -231,9 +228,9 @@ def plan_route(table: ReservationTable, speed_mps: float, start: int,
             park = i == len(goals) - 1
             # first along shortest paths only, waiting where others are in the way: a
             # search of a few states, and no detour metres. Where that finds no way, also
-            # through places at most DETOUR_S off the shortest way (another lift, a step
-            # aside), and last the whole map
-            for region, progress in ((None, True), (_near_path(times, node, goal.node), False),
+            # through the places next to them (a step aside, another lift), and last the
+            # whole map
+            for region, progress in ((None, True), (_near_path(table.graph, times, node, goal.node), False),
                                      (None, False)):
                 found = _leg(table, speed_mps, to_goal, node, k, setoff, goal, park,
                              excluded[i], region, progress)
@@ -257,9 +254,11 @@ def plan_route(table: ReservationTable, speed_mps: float, start: int,
     return Route(waypoints, [done for _, _, done, _ in legs])
 
 
-def _near_path(times, start: int, goal: int) -> list[bool]:
-    """Nodes on a way from `start` to `goal` at most DETOUR_S longer than the shortest."""
-    return (times[start] + times[:, goal] <= times[start, goal] + DETOUR_S).tolist()
+def _near_path(graph: HospitalGraph, times, start: int, goal: int) -> list[bool]:
+    """Nodes on a shortest way from `start` to `goal` and their neighbours (a step aside,
+    the next lift)."""
+    on = times[start] + times[:, goal] <= times[start, goal] + 1e-6
+    return (on | (graph.adjacency @ on > 0)).tolist()
 
 
 def _leg(table: ReservationTable, speed_mps: float, to_goal: list[float], start: int, k0: int,
