@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from .assignment import RobotReq
 from .graph import HospitalGraph, corridor_key
 from .planner import Plan, plan, task_problem, to_task_req
-from .scenario import HospitalMap, Task
+from .scenario import MAX_TASKS, HospitalMap, Task
 from .store import Store
 
 OPEN = ("pending", "assigned")
@@ -27,7 +27,8 @@ OPEN = ("pending", "assigned")
 class FleetError(Exception):
     """A request the fleet refuses; `code` maps to a gRPC status / HTTP status."""
 
-    def __init__(self, code: Literal["invalid", "not_found", "exists", "precondition"],
+    def __init__(self, code: Literal["invalid", "not_found", "exists", "precondition",
+                                     "exhausted"],
                  message: str):
         super().__init__(message)
         self.code = code
@@ -66,13 +67,15 @@ class TaskRecord(BaseModel):
 class Fleet:
     def __init__(self, hmap: HospitalMap, store: Store, heartbeat_timeout_s: float,
                  min_battery_pct: float = 20.0, clock: Callable[[], float] = time.time,
-                 on_plan: Callable[[Fleet], None] = lambda fleet: None):
+                 on_plan: Callable[[Fleet], None] = lambda fleet: None,
+                 max_open_tasks: int = MAX_TASKS):
         self.map = hmap
         self.store = store
         self.timeout = heartbeat_timeout_s
         self.min_battery = min_battery_pct
         self.clock = clock
         self.on_plan = on_plan
+        self.max_open_tasks = max_open_tasks
         self.robots = {r.id: r for r in store.load("robots", RobotRecord)}
         self.tasks = {t.id: t for t in store.load("tasks", TaskRecord)}
         self.blocked = store.blocked()
@@ -95,6 +98,10 @@ class Fleet:
             self._known(what, n)
         if not speed_mps > 0 or payload_kg < 0 or not math.isfinite(speed_mps + payload_kg):
             raise FleetError("invalid", "speed_mps must be > 0 and payload_kg >= 0")
+        limit = self.map.speed_limit_mps
+        if limit is not None and speed_mps > limit:
+            raise FleetError("invalid", f"speed_mps {speed_mps:g} is faster than the corridors "
+                             f"allow ({limit:g} m/s)")
         _check_battery(battery_pct)
         for other in self.robots.values():
             if other.id != robot_id and home in (other.home, other.node):
@@ -187,6 +194,9 @@ class Fleet:
         task_id = task_id or f"task-{uuid.uuid4().hex[:12]}"
         if task_id in self.tasks:
             raise FleetError("exists", f"task {task_id!r} already exists")
+        if sum(t.status in OPEN for t in self.tasks.values()) >= self.max_open_tasks:
+            raise FleetError("exhausted", f"{self.max_open_tasks} tasks are open already; "
+                             "submit more when some are done")
         if not weight_kg >= 0 or not math.isfinite(weight_kg):
             raise FleetError("invalid", "weight_kg must be a number >= 0")
         if not kind:

@@ -100,7 +100,7 @@ def generate_hospital(seed: int, floors: int = 4, lift_capacity: int = 1, lifts:
         if floors > 1:
             lift_list.append({"id": lid, "nodes": landings, "capacity": lift_capacity,
                               "floor_travel_s": rng.choice([4.0, 5.0, 6.0])})
-    return {"nodes": nodes, "edges": edges, "lifts": lift_list}
+    return {"nodes": nodes, "edges": edges, "lifts": lift_list, "speed_limit_mps": 1.5}
 
 
 def random_scenario(hmap: dict, robots: int, tasks: int, seed: int,

@@ -128,10 +128,10 @@ class ReservationTable:
                 s, e = free[j]
                 if e <= a:
                     pieces.append((s, e))
-                else:
-                    if s < a:
+                else:  # an instant between two stays is kept: a robot may pass then
+                    if s <= a:
                         pieces.append((s, a))
-                    if b < e:
+                    if b <= e:
                         pieces.append((b, e))
                 j += 1
             free[i:j] = pieces
@@ -154,7 +154,7 @@ class ReservationTable:
             busy = sorted((a - MARGIN_S, b + MARGIN_S) for a, b, _ in self._stays.get(node, []))
             free, t = [], -INF
             for a, b in busy:
-                if a > t:
+                if a >= t:
                     free.append((t, a))
                 t = max(t, b)
             if t < INF:
