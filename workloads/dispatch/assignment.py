@@ -128,6 +128,8 @@ def relocate(robots: list[RobotReq], queues: dict[str, list[TaskReq]],
     wherever that saves metres without a new late task, a later urgent delivery or a longer
     makespan (a local search after the rounds, which only ever look one task ahead)."""
     queues = {rid: list(q) for rid, q in queues.items()}
+    if not queues:
+        return queues
     by_id = {r.id: r for r in robots}
 
     def first(robot):
