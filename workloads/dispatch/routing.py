@@ -115,10 +115,12 @@ class ReservationTable:
         self._safe: dict[int, list[tuple[float, float]]] = {}
         self._lanes: dict[tuple[int, int], _Intervals] = {}  # directed single-lane traversals
         self._lifts: dict[str, _Load] = {}  # rides
-        self._used: dict[str, list[tuple[_Intervals | _Load, float, float]]] = {}  # owner's lanes, rides
+        self._used: dict[str, list[tuple[_Intervals | _Load, float, float]]] = {}  # lanes, rides
+        self._held: dict[str, dict[int, list[tuple[float, float]]]] = {}  # stays
 
     def hold(self, node: int, start: float, end: float, owner: str) -> None:
-        self._stays.setdefault(node, []).append((start, end, owner))
+        bisect.insort(self._stays.setdefault(node, []), (start, end, owner))
+        self._held.setdefault(owner, {}).setdefault(node, []).append((start, end))
         free = self._safe.get(node)
         if free is not None:  # cut the stay out of the safe intervals
             a, b = start - MARGIN_S, end + MARGIN_S
@@ -131,15 +133,25 @@ class ReservationTable:
                 else:  # an instant between two stays is kept: a robot may pass then
                     if s <= a:
                         pieces.append((s, a))
-                    if b <= e:
+                    if b <= e and b < INF:
                         pieces.append((b, e))
                 j += 1
             free[i:j] = pieces
 
     def release(self, node: int, owner: str) -> None:
-        """Drop the stays of `owner` at `node` (the placeholder of a robot about to be planned)."""
-        self._stays[node] = [s for s in self._stays.get(node, []) if s[2] != owner]
-        self._safe.pop(node, None)
+        """Drop the stays of `owner` at `node`. Stays of different robots never overlap, so
+        the time freed runs from the stay before to the stay after: the safe intervals in
+        between become one."""
+        stays, free = self._stays.get(node, []), self._safe.get(node)
+        for start, end in sorted(self._held.get(owner, {}).pop(node, [])):
+            i = bisect.bisect_left(stays, (start, end, owner))
+            del stays[i]
+            if free is not None:
+                lo = stays[i - 1][1] + MARGIN_S if i else -INF
+                hi = stays[i][0] - MARGIN_S if i < len(stays) else INF
+                if lo <= hi and lo < INF:
+                    free[bisect.bisect_left(free, (lo, -INF)):
+                         bisect.bisect_right(free, (hi, INF))] = [(lo, hi)]
 
     def unreserve(self, route: Route, owner: str) -> None:
         """Take out everything `route` of `owner` holds."""
