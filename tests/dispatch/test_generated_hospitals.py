@@ -132,8 +132,28 @@ def test_an_urgent_task_goes_into_a_running_plan_without_conflicts(plan_problems
     open_pickups = [tid for g, (tid, role) in live.robots[rid].goals
                     if role == "pickup" and g.not_before >= 0 and tid == "stat"]
     assert open_pickups == ["stat"]
-    # nobody else was re-planned
+    # nobody else was re-planned, and every robot still ends at home
     assert all(before[r] == live.robots[r].route.waypoints for r in before if r != rid)
+    starts = {r["id"]: r["start"] for r in doc["robots"]}
+    assert all(live.route_of(r)[-1][0] == starts[r] for r in live.robots)
+
+
+def test_an_idle_robot_given_a_task_goes_home_after_it(plan_problems):
+    doc = random_scenario(generate_hospital(23, 3, 2, docks=8), 2, 0, seed=3)
+    sc = Scenario.model_validate(doc)
+    graph = HospitalGraph(sc.map)
+    live = plan(graph, robots_of(sc, graph), []).live
+    spec = {"id": "late-call", "pickup": "pharmacy-bay-1", "dropoff": "f2-room-a1w",
+            "weight_kg": 1, "kind": "medicine", "priority": "normal", "release_s": 100.0}
+    doc["tasks"].append(spec)
+    rid = live.add_task(TaskReq("late-call", graph.index["pharmacy-bay-1"],
+                                graph.index["f2-room-a1w"], 1, "medicine", "normal", 100.0),
+                        now_s=100.0)
+    route = live.route_of(rid)
+    assert [n for n, _ in route].index("pharmacy-bay-1") < [n for n, _ in route].index(
+        "f2-room-a1w")
+    assert route[-1][0] == next(r["start"] for r in doc["robots"] if r["id"] == rid)
+    assert plan_problems(doc, live.to_json()) == []
 
 
 def test_a_lift_that_fails_re_plans_the_robots_that_would_ride_it(plan_problems):

@@ -124,7 +124,7 @@ class LivePlan:
         return affected
 
     def _with(self, rp: RobotPlan, done: int, task: TaskReq) -> list[tuple[Goal, Label]]:
-        rest = rp.goals[done:]
+        rest = rp.goals[done:] or [(Goal(rp.robot.home), (None, "home"))]  # idle: home again
         new = [(Goal(task.pickup, task.release_s), (task.id, "pickup")),
                (Goal(task.dropoff), (task.id, "dropoff"))]
         if task.priority not in URGENT:
