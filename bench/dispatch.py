@@ -8,7 +8,8 @@ process, so its peak resident memory is its own.
 
 Printed per hospital: planning time (wall and CPU: CPU is steadier on a shared machine),
 total distance over the assignment lower bound, late deliveries, unplanned tasks, peak
-memory, and the problems the tests' independent validator finds (conflicts, head-on
+resident memory of the planning process (and how much of it the planning added), and the
+problems the tests' independent validator finds (conflicts, head-on
 single-lane use, lift capacity, parked robots walling off a task). The baseline is routed by
 the same conflict-free router. Then the re-plan latencies of a running plan of 50 robots:
 one new urgent task, and a lift that fails.
@@ -92,6 +93,7 @@ def one_plan(case: int, who: str) -> dict:
     for r in robots:  # all-pairs times are per map, computed once when the map is loaded
         graph.travel_times(r.speed_mps)
     graph.distances_m
+    before_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     with timed() as took:
         if who == "ours":
             result = plan(graph, robots, sc.tasks)
@@ -100,6 +102,7 @@ def one_plan(case: int, who: str) -> dict:
             result = plan(graph, robots, sc.tasks, queues=greedy_queues(graph, robots, reqs))
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"wall": took["wall"], "cpu": took["cpu"], "peak_mib": peak_mib,
+            "growth_mib": peak_mib - before_mib,
             "distance": result.total_distance_m, "late": len(result.late),
             "unplanned": len(result.unassigned), "makespan": result.makespan_s,
             "problems": _validator()(doc, result.to_json()),
@@ -165,7 +168,8 @@ def main() -> int:
     print(f"dispatch: tasks released over {HORIZON_S:.0f} s; load average "
           f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'hospital':<28}{'fleet':>10} {'plan':<7}{'wall s':>8}{'cpu s':>7}"
-          f"{'dist/LB':>8}{'late':>6}{'unplanned':>10}{'peak MiB':>9}{'problems':>9}")
+          f"{'dist/LB':>8}{'late':>6}{'unplanned':>10}{'peak MiB':>9}{'(+plan)':>8}"
+          f"{'problems':>9}")
     only = sys.argv[1:]  # optional: hospital names to run, e.g. "gen s2"
     for case, (name, _, n_robots, n_tasks) in enumerate(CASES):
         if only and not any(o in name for o in only):
@@ -176,7 +180,8 @@ def main() -> int:
             print(f"{name if who == 'ours' else '':<28}"
                   f"{f'{n_robots}x{n_tasks}' if who == 'ours' else '':>10} {who:<7}"
                   f"{r['wall']:>8.2f}{r['cpu']:>7.2f}{r['distance'] / bound:>8.3f}{r['late']:>6}"
-                  f"{r['unplanned']:>10}{r['peak_mib']:>9.0f}{len(r['problems']):>9}")
+                  f"{r['unplanned']:>10}{r['peak_mib']:>9.0f}{r['growth_mib']:>8.0f}"
+                  f"{len(r['problems']):>9}")
             if r["problems"]:
                 failures.append(f"{name} {who}: {r['problems'][:3]}")
         print(f"{'':<38}ratios ours/greedy: cpu {ours['cpu'] / greedy['cpu']:.2f}, "

@@ -92,12 +92,21 @@ class LivePlan:
         put in `unassigned`. Returns the robots re-planned."""
         old = self.graph
         self.graph = self.table.graph = old.without_lift(lift_id)
-        affected = [rid for rid, rp in self.robots.items()
-                    if any(a != b and t >= now_s and old.move(a, b).lift == lift_id
-                           for (a, t), (b, _) in zip(rp.route.waypoints, rp.route.waypoints[1:]))]
-        # each keeps its old booking until it is re-planned (the old routes are free of
-        # conflicts among themselves), robots out on the corridors first
-        cuts = {rid: self.robots[rid].cut(now_s) for rid in affected}
+        first_ride = {}  # robot -> when it would next board the lift
+        for rid, rp in self.robots.items():
+            wp = rp.route.waypoints
+            first_ride[rid] = next((t for (a, t), (b, _) in zip(wp, wp[1:])
+                                    if a != b and t >= now_s and old.move(a, b).lift == lift_id),
+                                   None)
+        affected = [rid for rid, t in first_ride.items() if t is not None]
+        # each keeps its old route up to the last goal before that ride (it never used the
+        # lift) and its old booking until it is re-planned (the old routes are free of
+        # conflicts among themselves); robots out on the corridors first
+        cuts = {}
+        for rid in affected:
+            rp = self.robots[rid]
+            reached = [g for g in rp.route.goal_times if g <= first_ride[rid]]
+            cuts[rid] = rp.cut(max([now_s] + reached[-1:]))
         pending = sorted(affected, key=lambda r: (cuts[r][0][-1][0] == self.robots[r].robot.home,
                                                   r))
         waited = set()
