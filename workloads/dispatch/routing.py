@@ -67,7 +67,6 @@ class _Intervals:
         return [(s, e) for s, e in zip(self.starts[lo:hi], self.ends[lo:hi]) if e > start]
 
 
-
 class _Load:
     """How many robots ride a lift, as a step function of time: load[i] on
     [times[i], times[i+1]). Rides are half-open: one leaving frees room at that instant."""
@@ -117,10 +116,16 @@ class ReservationTable:
         self._lifts: dict[str, _Load] = {}  # rides
         self._used: dict[str, list[tuple[_Intervals | _Load, float, float]]] = {}  # lanes, rides
         self._held: dict[str, dict[int, list[tuple[float, float]]]] = {}  # stays
+        self._crowded: set[int] = set()
 
     def hold(self, node: int, start: float, end: float, owner: str) -> None:
-        bisect.insort(self._stays.setdefault(node, []), (start, end, owner))
+        stays = self._stays.setdefault(node, [])
+        k = bisect.bisect_right(stays, (start, end, owner))
+        stays.insert(k, (start, end, owner))
         self._held.setdefault(owner, {}).setdefault(node, []).append((start, end))
+        if k and stays[k - 1][1] > start and stays[k - 1][2] != owner or \
+                k + 1 < len(stays) and stays[k + 1][0] < end and stays[k + 1][2] != owner:
+            self._crowded.add(node)  # two robots held at once: an obstacle where one stands
         free = self._safe.get(node)
         if free is not None:  # cut the stay out of the safe intervals
             a, b = start - MARGIN_S, end + MARGIN_S
@@ -139,9 +144,11 @@ class ReservationTable:
             free[i:j] = pieces
 
     def release(self, node: int, owner: str) -> None:
-        """Drop the stays of `owner` at `node`. Stays of different robots never overlap, so
-        the time freed runs from the stay before to the stay after: the safe intervals in
-        between become one."""
+        """Drop the stays of `owner` at `node`. Stays of different robots do not overlap
+        (but where an obstacle stands), so the time freed runs from the stay before to the
+        stay after: the safe intervals in between become one."""
+        if node in self._crowded:  # overlapping stays: the neighbours say too little
+            self._safe.pop(node, None)
         stays, free = self._stays.get(node, []), self._safe.get(node)
         for start, end in sorted(self._held.get(owner, {}).pop(node, [])):
             i = bisect.bisect_left(stays, (start, end, owner))
