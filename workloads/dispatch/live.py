@@ -101,14 +101,13 @@ class LivePlan:
         affected = [rid for rid, t in first_ride.items() if t is not None]
         # each keeps its old route up to the last goal before that ride (it never used the
         # lift) and its old booking until it is re-planned (the old routes are free of
-        # conflicts among themselves); robots out on the corridors first
+        # conflicts among themselves); the robot that would board first goes first
         cuts = {}
         for rid in affected:
             rp = self.robots[rid]
             reached = [g for g in rp.route.goal_times if g <= first_ride[rid]]
             cuts[rid] = rp.cut(max([now_s] + reached[-1:]))
-        pending = sorted(affected, key=lambda r: (cuts[r][0][-1][0] == self.robots[r].robot.home,
-                                                  r))
+        pending = sorted(affected, key=lambda r: (first_ride[r], r))  # the lift's queue
         waited = set()
         while pending:
             rid = pending.pop(0)
@@ -118,11 +117,12 @@ class LivePlan:
             for tid in self._unreachable(rp.robot, prefix[-1][0], goals):
                 self.unassigned[tid] = f"lift {lift_id} is out of service: no way to it"
                 goals = [g for g in goals if g[1][0] != tid]
-            if pending and rid not in waited and not self._replan(rid, prefix, done, goals):
+            planned = self._replan(rid, prefix, done, goals)
+            if not planned and pending and rid not in waited:
                 waited.add(rid)  # walled in by one still to be re-planned: after them
                 pending.append(rid)
                 continue
-            while not self._replan(rid, prefix, done, goals):
+            while not planned:
                 dropped = next((g[1][0] for g in reversed(goals) if g[1][1] == "pickup"), None)
                 if dropped is None:  # boxed in: it stays where it is, held there
                     self._book(rid, Route(prefix, rp.route.goal_times[:done]), rp.goals[:done])
@@ -130,6 +130,7 @@ class LivePlan:
                 self.unassigned[dropped] = (f"lift {lift_id} is out of service: no "
                                             "conflict-free route")
                 goals = [g for g in goals if g[1][0] != dropped]
+                planned = self._replan(rid, prefix, done, goals)
         return affected
 
     def _with(self, rp: RobotPlan, done: int, task: TaskReq) -> list[tuple[Goal, Label]]:
