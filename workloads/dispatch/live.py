@@ -8,6 +8,7 @@ fleet again. Pure: times are seconds on the plan's clock.
 """
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 
@@ -42,13 +43,12 @@ class RobotPlan:
         """The route up to where the robot is at `now_s` (a move under way is finished
         first), and how many goals it has reached by then."""
         wp = self.route.waypoints
-        i = max(0, sum(1 for _, t in wp if t <= now_s) - 1)
+        i = max(0, bisect.bisect_right(wp, now_s, key=lambda w: w[1]) - 1)
         if i + 1 < len(wp) and wp[i + 1][0] != wp[i][0]:
             prefix = wp[:i + 2]
         else:
             prefix = wp[:i + 1] + ([(wp[i][0], now_s)] if now_s > wp[i][1] else [])
-        t = prefix[-1][1]
-        return prefix, sum(1 for g in self.route.goal_times if g <= t)
+        return prefix, bisect.bisect_right(self.route.goal_times, prefix[-1][1])
 
 
 @dataclasses.dataclass
