@@ -18,6 +18,7 @@ from .routing import Goal, ReservationTable, Route, plan_route
 
 URGENT = ("emergency", "high")
 CANDIDATES = 3  # robots whose routes are searched for a new task, best estimate first
+ETA_SLACK_S = 30.0
 
 Label = tuple[str | None, str]  # (task id, "pickup" | "dropoff" | "home")
 
@@ -66,7 +67,7 @@ class LivePlan:
         return [tid for _, (tid, role) in self.robots[robot_id].goals if role == "pickup"]
 
     def add_task(self, task: TaskReq, now_s: float) -> str | None:
-        """Give `task` to the robot that delivers it soonest (an urgent one goes first in its
+        """Give `task` to a robot that delivers it soonest (an urgent one goes first in its
         queue, after what it carries; another one last) and re-plan that robot's route.
         Returns the robot, or None (the task is then in `unassigned` with the reason)."""
         ranked = []
@@ -78,7 +79,11 @@ class LivePlan:
             eta = self._estimate(rp.robot, prefix[-1], goals, task)
             if math.isfinite(eta):
                 ranked.append((eta, rid, prefix, done, goals))
-        for _, rid, prefix, done, goals in sorted(ranked, key=lambda r: r[:2])[:CANDIDATES]:
+        # within ETA_SLACK_S of the soonest, the robot with the least work left: the load
+        # spreads, and a short route is searched again quickly
+        soonest = min((r[0] for r in ranked), default=math.inf)
+        ranked.sort(key=lambda r: (r[0] > soonest + ETA_SLACK_S, len(r[4]), r[0], r[1]))
+        for _, rid, prefix, done, goals in ranked[:CANDIDATES]:
             if self._replan(rid, prefix, done, goals):
                 self.tasks[task.id] = task
                 return rid
