@@ -10,8 +10,11 @@ planned are held where they stand, so nobody is routed through them.
 
 Each leg of a route (to a pick-up, a drop-off, home) is an A* search (SIPP, Phillips &
 Likhachev 2011) over (node, safe interval) states, a safe interval being a time the node is
-free between other robots' stays; exact free-space travel times are the heuristic, so the
-search finds the leg's earliest arrival, waiting or detouring where others are in the way.
+free between other robots' stays; exact free-space travel times are the heuristic. A leg is
+searched first along free-flow shortest paths only (its earliest arrival there, waiting
+where others are in the way: few states and no detour metres), and only where that finds
+no way through the nodes next to them, then the whole map. The table keeps each owner's
+bookings, so one robot's route can be taken out and searched again (live.py).
 """
 from __future__ import annotations
 
