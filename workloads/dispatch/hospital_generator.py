@@ -5,7 +5,7 @@ A generated hospital has `floors` floors, each a two-lane main corridor with war
 single-lane spur, and every robot has its own dead-end dock on a single-lane spur off a dock
 bay. `lifts` lifts of `lift_capacity` robots serve every floor. The pharmacy, laboratory,
 kitchen and laundry sit on drawn floors, each with hubs of three loading bays on single-lane
-spurs.
+spurs. Corridors allow 1.5 m/s.
 
 Node ids follow the sample hospital's naming (`-room-`, `-dock-`/`-park-`, `<service>-bay-N`),
 so `random_scenario` draws robots and tasks on either.
