@@ -249,15 +249,17 @@ def plan_route(table: ReservationTable, speed_mps: float, start: int,
             to_goal = times[:, goal.node].tolist()
             park = i == len(goals) - 1
             # first along shortest paths only, waiting where others are in the way: a
-            # search of a few states, and no detour metres. Where that finds no way, also
-            # through the places next to them (a step aside, another lift), and last the
-            # whole map
-            for region, progress in ((None, True), (_near_path(table.graph, times, node, goal.node), False),
-                                     (None, False)):
-                found = _leg(table, speed_mps, to_goal, node, k, setoff, goal, park,
-                             excluded[i], region, progress)
-                if found is not None:
-                    break
+            # search of a few states, and no detour metres (searching wider when held up
+            # long made plans longer, not timelier). Where that finds no way, also through
+            # the places next to them (a step aside, another lift), and last the whole map
+            found = _leg(table, speed_mps, to_goal, node, k, setoff, goal, park, excluded[i],
+                         None, True)
+            if found is None:
+                for region in (_near_path(table.graph, times, node, goal.node), None):
+                    found = _leg(table, speed_mps, to_goal, node, k, setoff, goal, park,
+                                 excluded[i], region, False)
+                    if found is not None:
+                        break
         if found is None:
             if i == 0 or retries == 0:
                 return None
