@@ -90,7 +90,8 @@ def problems(scenario: dict, plan: dict, blocked: set[frozenset] = frozenset()) 
         for tid in a["tasks"]:
             task = tasks[tid]
             if task["weight_kg"] > robot["payload_kg"]:
-                out.append(f"{tid}: {task['weight_kg']} kg on {rid} (payload {robot['payload_kg']})")
+                out.append(f"{tid}: {task['weight_kg']} kg on {rid} "
+                           f"(payload {robot['payload_kg']})")
             if task["kind"] not in robot["capabilities"]:
                 out.append(f"{tid}: kind {task['kind']} on {rid} which lacks it")
             i = _visit(wp, i, task["pickup"], task.get("release_s", 0.0))

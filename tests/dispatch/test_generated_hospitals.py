@@ -74,7 +74,8 @@ def test_the_validator_catches_head_on_lift_overload_and_a_parked_robot_in_the_w
         plan_problems):
     hmap = generate_hospital(3, floors=2, lift_capacity=1, docks=8)
     doc = {"map": hmap, "robots": [
-        {"id": "a", "start": "f0-dock-00a", "speed_mps": 1.0, "payload_kg": 10, "capabilities": ["k"]},
+        {"id": "a", "start": "f0-dock-00a", "speed_mps": 1.0, "payload_kg": 10,
+         "capabilities": ["k"]},
         {"id": "b", "start": "f0-dock-00b", "speed_mps": 1.0, "payload_kg": 10,
          "capabilities": ["k"]}], "tasks": []}
     result = plan_scenario(Scenario.model_validate(doc)).to_json()
