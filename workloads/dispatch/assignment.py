@@ -27,7 +27,7 @@ PRIORITY_WEIGHT = {"emergency": 100.0, "high": 10.0, "normal": 1.0}
 # an emergency goes first, before work that is already queued
 PRIORITY_BONUS = {"emergency": 1e5, "high": 120.0, "normal": 0.0}
 READY_SLACK_S = 60.0
-RELOCATE_MARGIN_S = 300.0
+RELOCATE_MARGIN_S = 120.0
 # waiting for a release costs less than travelling: the robot is idle, not moving
 IDLE_WEIGHT = 0.25
 _INFEASIBLE = 1e15
@@ -123,11 +123,13 @@ def _round(robots, window, pos, clock, queues, times, capable, pick, drop, relea
 
 def relocate(robots: list[RobotReq], queues: dict[str, list[TaskReq]],
              times: Callable[[float], np.ndarray], dist: np.ndarray,
-             passes: int = 2) -> dict[str, list[TaskReq]]:
+             passes: int = 5) -> dict[str, list[TaskReq]]:
     """Shorten the total distance by moving normal-priority tasks to another robot's queue,
     wherever that saves metres without a new late task, a later urgent delivery or a longer
     makespan (a local search after the rounds, which only ever look one task ahead)."""
     queues = {rid: list(q) for rid, q in queues.items()}
+    if not queues:
+        return queues
     by_id = {r.id: r for r in robots}
 
     def first(robot):
@@ -150,8 +152,28 @@ def relocate(robots: list[RobotReq], queues: dict[str, list[TaskReq]],
 
     finish = {rid: schedule(by_id[rid], q) for rid, q in queues.items()}
     makespan = max((f[-1] for f in finish.values() if f), default=0.0)
+    column = {rid: i for i, rid in enumerate(queues)}
+    capable: dict[tuple, np.ndarray] = {}  # (kind, weight) -> which robots may carry it
+
+    def gaps_of(rid):  # the places a task can go in this queue: (after node, before node)
+        q, robot = queues[rid], by_id[rid]
+        return (np.array([first(robot)] + [t.dropoff for t in q], dtype=int),
+                np.array([t.pickup for t in q] + [robot.home], dtype=int))
+
+    gaps = {rid: gaps_of(rid) for rid in queues}
+
+    def flatten():
+        rids = list(queues)
+        return (np.concatenate([gaps[r][0] for r in rids]),
+                np.concatenate([gaps[r][1] for r in rids]),
+                np.concatenate([np.full(len(gaps[r][0]), column[r]) for r in rids]),
+                np.concatenate([np.arange(len(gaps[r][0])) for r in rids]))
+
+    rid_of = list(queues)
+    gp, gn, owner, slot = flatten()
+    n_tasks = sum(len(q) for q in queues.values())
     for _ in range(passes):
-        moved = False
+        moved = 0
         for rid_a in list(queues):
             i = 0
             while i < len(queues[rid_a]):
@@ -163,21 +185,16 @@ def relocate(robots: list[RobotReq], queues: dict[str, list[TaskReq]],
                 prev = qa[i - 1].dropoff if i else first(by_id[rid_a])
                 nxt = qa[i + 1].pickup if i + 1 < len(qa) else by_id[rid_a].home
                 gain = (dist[prev, task.pickup] + dist[task.dropoff, nxt] - dist[prev, nxt])
-                gaps = [(rid, k, q[k - 1].dropoff if k else first(by_id[rid]),
-                         q[k].pickup if k < len(q) else by_id[rid].home)
-                        for rid, q in queues.items() if rid != rid_a
-                        and can_carry(by_id[rid], task) for k in range(len(q) + 1)]
-                if not gaps:
-                    i += 1
-                    continue
-                gp = np.array([g[2] for g in gaps])
-                gn = np.array([g[3] for g in gaps])
+                key = (task.kind, task.weight_kg)
+                if key not in capable:
+                    capable[key] = np.array([can_carry(by_id[r], task) for r in rid_of])
                 extra = dist[gp, task.pickup] + dist[task.dropoff, gn] - dist[gp, gn]
+                extra[(owner == column[rid_a]) | ~capable[key][owner]] = np.inf
                 placed = False
                 for c in np.argsort(extra)[:5]:
                     if not extra[c] < gain - 1e-6:
                         break
-                    rid_b, k = gaps[c][0], gaps[c][1]
+                    rid_b, k = rid_of[owner[c]], slot[c]
                     qb = queues[rid_b][:k] + [task] + queues[rid_b][k:]
                     qa_new = qa[:i] + qa[i + 1:]
                     fb, fa = schedule(by_id[rid_b], qb), schedule(by_id[rid_a], qa_new)
@@ -192,12 +209,15 @@ def relocate(robots: list[RobotReq], queues: dict[str, list[TaskReq]],
                         continue
                     queues[rid_a], queues[rid_b] = qa_new, qb
                     finish[rid_a], finish[rid_b] = fa, fb
-                    placed = moved = True
+                    gaps[rid_a], gaps[rid_b] = gaps_of(rid_a), gaps_of(rid_b)
+                    gp, gn, owner, slot = flatten()
+                    placed = True
+                    moved += 1
                     break
                 if not placed:  # else the next task has moved up to index i
                     i += 1
-        if not moved:
-            break
+        if moved <= n_tasks // 1000:
+            break  # what is left to gain is small; passes cost time with thousands of tasks
     return queues
 
 

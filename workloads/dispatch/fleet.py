@@ -3,7 +3,9 @@
 Every change that matters re-plans the whole open workload with the pure planner, from
 where the robots are now: queued (not yet picked up) tasks may move to other robots, so an
 emergency pre-empts queued work, and a faulted or silent robot's queue goes to the others.
-Tasks on board stay with their robot. State is written to the store before a call returns.
+Tasks on board stay with their robot. A new task is first put into the running plan alone
+(live.py: only the robot that takes it is re-planned, in milliseconds); the whole fleet is
+re-planned when that finds no robot. State is written to the store before a call returns.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from pydantic import BaseModel
 from .assignment import RobotReq
 from .graph import HospitalGraph, corridor_key
 from .planner import Plan, plan, task_problem, to_task_req
-from .scenario import HospitalMap, Task
+from .scenario import MAX_TASKS, HospitalMap, Task
 from .store import Store
 
 OPEN = ("pending", "assigned")
@@ -27,7 +29,8 @@ OPEN = ("pending", "assigned")
 class FleetError(Exception):
     """A request the fleet refuses; `code` maps to a gRPC status / HTTP status."""
 
-    def __init__(self, code: Literal["invalid", "not_found", "exists", "precondition"],
+    def __init__(self, code: Literal["invalid", "not_found", "exists", "precondition",
+                                     "exhausted"],
                  message: str):
         super().__init__(message)
         self.code = code
@@ -66,18 +69,21 @@ class TaskRecord(BaseModel):
 class Fleet:
     def __init__(self, hmap: HospitalMap, store: Store, heartbeat_timeout_s: float,
                  min_battery_pct: float = 20.0, clock: Callable[[], float] = time.time,
-                 on_plan: Callable[[Fleet], None] = lambda fleet: None):
+                 on_plan: Callable[[Fleet], None] = lambda fleet: None,
+                 max_open_tasks: int = MAX_TASKS):
         self.map = hmap
         self.store = store
         self.timeout = heartbeat_timeout_s
         self.min_battery = min_battery_pct
         self.clock = clock
         self.on_plan = on_plan
+        self.max_open_tasks = max_open_tasks
         self.robots = {r.id: r for r in store.load("robots", RobotRecord)}
         self.tasks = {t.id: t for t in store.load("tasks", TaskRecord)}
         self.blocked = store.blocked()
         self.graph = HospitalGraph(hmap, self.blocked)
         self.routes: dict[str, list[tuple[str, float]]] = {}
+        self.live = None  # the running plan, for re-planning a new task alone
         self.version = 0
         now = clock()
         for r in self.robots.values():  # silence while we were down is not the robot's fault
@@ -95,6 +101,10 @@ class Fleet:
             self._known(what, n)
         if not speed_mps > 0 or payload_kg < 0 or not math.isfinite(speed_mps + payload_kg):
             raise FleetError("invalid", "speed_mps must be > 0 and payload_kg >= 0")
+        limit = self.map.speed_limit_mps
+        if limit is not None and speed_mps > limit:
+            raise FleetError("invalid", f"speed_mps {speed_mps:g} is faster than the corridors "
+                             f"allow ({limit:g} m/s)")
         _check_battery(battery_pct)
         for other in self.robots.values():
             if other.id != robot_id and home in (other.home, other.node):
@@ -187,6 +197,9 @@ class Fleet:
         task_id = task_id or f"task-{uuid.uuid4().hex[:12]}"
         if task_id in self.tasks:
             raise FleetError("exists", f"task {task_id!r} already exists")
+        if sum(t.status in OPEN for t in self.tasks.values()) >= self.max_open_tasks:
+            raise FleetError("exhausted", f"{self.max_open_tasks} tasks are open already; "
+                             "submit more when some are done")
         if not weight_kg >= 0 or not math.isfinite(weight_kg):
             raise FleetError("invalid", "weight_kg must be a number >= 0")
         if not kind:
@@ -205,7 +218,8 @@ class Fleet:
                           kind=kind, priority=priority, earliest_start=start, deadline=deadline)
         self.tasks[task_id] = task
         self.store.save_tasks([task])
-        self.replan()
+        if not self._insert(task):
+            self.replan()
         return task
 
     def cancel(self, task_id: str) -> TaskRecord:
@@ -264,9 +278,45 @@ class Fleet:
         self.routes = {r: [(n, now + t) for n, t in wp] for r, wp in result.routes.items()}
         self.queues = result.queues
         self.planned_at = now
+        self.live = result.live
         self.version += 1
         self.on_plan(self)
         return result
+
+    def _insert(self, task: TaskRecord) -> bool:
+        """Re-plan only the robot that takes `task` into the running plan (the others keep
+        their routes); False when that finds no robot, and the fleet is re-planned."""
+        if self.live is None:
+            return False
+        now = self.clock() - self.planned_at  # on the running plan's clock
+        spec = self._spec(task, self.planned_at)
+        rid = self.live.add_task(to_task_req(spec, self.graph, now), now)
+        if rid is None:
+            self.live.unassigned.pop(task.id, None)
+            return False
+        planned = {}
+        rp = self.live.robots[rid]
+        for (_, (tid, role)), at in zip(rp.goals, rp.route.goal_times):
+            planned[tid, role] = self.planned_at + at
+        changed = []
+        for tid in self.live.queue_of(rid):
+            if tid not in self.tasks:
+                continue
+            t = self.tasks[tid]
+            before = t.model_dump()
+            if tid == task.id:
+                t.status, t.robot_id, t.reason = "assigned", rid, ""
+            t.planned_pickup = planned.get((tid, "pickup"))
+            t.planned_dropoff = planned.get((tid, "dropoff"))
+            if t.model_dump() != before:
+                changed.append(t)
+        self.store.save_tasks(changed)
+        self.routes[rid] = [(n, self.planned_at + t) for n, t in self.live.route_of(rid)]
+        self.queues[rid] = [tid for tid in self.live.queue_of(rid)
+                            if tid in self.tasks and self.tasks[tid].status in OPEN]
+        self.version += 1
+        self.on_plan(self)
+        return True
 
     def _requests(self, robots: list[RobotRecord], carrying: dict | None = None,
                   now: float = 0.0, working: bool = False) -> list[RobotReq]:

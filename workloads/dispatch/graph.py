@@ -38,8 +38,12 @@ def corridor_key(a: str, b: str) -> tuple[str, str]:
 
 
 class HospitalGraph:
-    def __init__(self, hmap: HospitalMap, blocked: Iterable[tuple[str, str]] = ()):
+    def __init__(self, hmap: HospitalMap, blocked: Iterable[tuple[str, str]] = (),
+                 out_of_service: frozenset[str] = frozenset()):
+        """`out_of_service`: lifts no new ride may take (`move` still knows their rides, for
+        the routes that took one before)."""
         self.map = hmap
+        self.out_of_service = out_of_service
         self.ids = [n.id for n in hmap.nodes]
         self.index = {nid: i for i, nid in enumerate(self.ids)}
         self.floor = [n.floor for n in hmap.nodes]
@@ -60,11 +64,21 @@ class HospitalGraph:
                     if a != b:
                         ride = lift.floor_travel_s * abs(self.floor[a] - self.floor[b])
                         best[a, b] = Move(b, 0.0, lift=lift.id, lift_s=ride)
+        self._move = best
         self.moves: list[list[Move]] = [[] for _ in self.ids]
         for (a, _), move in sorted(best.items()):
-            self.moves[a].append(move)
+            if move.lift not in out_of_service:
+                self.moves[a].append(move)
         self._times: dict[float, np.ndarray] = {}
         self._moves_at: dict[float, list] = {}
+        self._without: dict[str, HospitalGraph] = {}
+
+    def without_lift(self, lift_id: str) -> HospitalGraph:
+        """This map with `lift_id` out of service too (kept: precompute its travel times)."""
+        if lift_id not in self._without:
+            self._without[lift_id] = HospitalGraph(self.map, self.blocked,
+                                                   self.out_of_service | {lift_id})
+        return self._without[lift_id]
 
     def moves_at(self, speed_mps: float) -> list[list[tuple[Move, float, bool]]]:
         """Per node: (move, its duration at `speed_mps`, whether it is a shared resource:
@@ -76,7 +90,7 @@ class HospitalGraph:
         return self._moves_at[speed_mps]
 
     def move(self, a: int, b: int) -> Move:
-        return next(m for m in self.moves[a] if m.to == b)
+        return self._move[a, b]
 
     def has_corridor(self, a: str, b: str) -> bool:
         return any(corridor_key(e.from_, e.to) == corridor_key(a, b) for e in self.map.edges)
@@ -96,6 +110,11 @@ class HospitalGraph:
         if speed_mps not in self._times:
             self._times[speed_mps] = dijkstra(self._matrix(lambda m: m.duration(speed_mps)))
         return self._times[speed_mps]
+
+    @cached_property
+    def adjacency(self) -> csr_matrix:
+        """1 where a move leads from the row's node to the column's."""
+        return (self._matrix(lambda m: 1.0) > 0).astype(np.int8)
 
     @cached_property
     def distances_m(self) -> np.ndarray:

@@ -15,7 +15,8 @@ tracer = trace.get_tracer("medmec.dispatch")
 
 _CODES = {"invalid": grpc.StatusCode.INVALID_ARGUMENT, "not_found": grpc.StatusCode.NOT_FOUND,
           "exists": grpc.StatusCode.ALREADY_EXISTS,
-          "precondition": grpc.StatusCode.FAILED_PRECONDITION}
+          "precondition": grpc.StatusCode.FAILED_PRECONDITION,
+          "exhausted": grpc.StatusCode.RESOURCE_EXHAUSTED}
 _PRIORITY = {pb.PRIORITY_UNSPECIFIED: "normal", pb.PRIORITY_NORMAL: "normal",
              pb.PRIORITY_HIGH: "high", pb.PRIORITY_EMERGENCY: "emergency"}
 _PRIORITY_PB = {"normal": pb.PRIORITY_NORMAL, "high": pb.PRIORITY_HIGH,

@@ -12,7 +12,8 @@ import math
 from .assignment import (PRIORITY_WEIGHT, RobotReq, TaskReq, assign, distance_lower_bound,
                          relocate)
 from .graph import HospitalGraph
-from .routing import Goal, ReservationTable, Route, plan_route
+from .live import LivePlan, RobotPlan, goals_of
+from .routing import ReservationTable, Route, plan_route
 from .scenario import Scenario, Task
 
 
@@ -25,6 +26,7 @@ class Plan:
     dropoffs: dict[str, float]                   # task -> planned drop-off time
     late: list[str]                              # tasks delivered after their deadline
     total_distance_m: float
+    live: LivePlan | None = None                 # for re-planning one change at a time
 
     @property
     def makespan_s(self) -> float:
@@ -111,6 +113,7 @@ def plan(graph: HospitalGraph, robots: list[RobotReq], tasks: list[Task], now_s:
         table.hold(r.home, now_s, math.inf, r.id)
 
     result = Plan({}, {}, unassigned, {}, {}, [], 0.0)
+    result.live = live = LivePlan(graph, table, {})
     # robots out on the corridors go first: until planned, each is held where it stands,
     # which would wall in everyone planned before it; then urgent and long queues
     order = sorted(robots, key=lambda r: (r.node == r.home, -max(
@@ -120,24 +123,22 @@ def plan(graph: HospitalGraph, robots: list[RobotReq], tasks: list[Task], now_s:
         table.release(robot.node, robot.id)
         table.release(robot.home, robot.id)
         queue = list(queues[robot.id])
-        route = plan_route(table, robot.speed_mps, robot.node, now_s, _goals(robot, queue))
+        route = plan_route(table, robot.speed_mps, robot.node, now_s,
+                           [g for g, _ in goals_of(robot, queue)])
         while route is None and queue:
             dropped = queue.pop()
             unassigned[dropped.id] = ("no conflict-free route: the corridors it needs are "
                                       "held by other robots")
-            route = plan_route(table, robot.speed_mps, robot.node, now_s, _goals(robot, queue))
+            route = plan_route(table, robot.speed_mps, robot.node, now_s,
+                               [g for g, _ in goals_of(robot, queue)])
         if route is None:  # boxed in: it stays where it is
             route = Route([(robot.node, now_s)], [])
         table.reserve(route, robot.id)
+        live.robots[robot.id] = RobotPlan(robot, goals_of(robot, queue) if route.goal_times
+                                          else [], route)
+        live.tasks.update({t.id: t for t in queue})
         _record(result, graph, robot, queue, route)
     return result
-
-
-def _goals(robot: RobotReq, queue: list[TaskReq]) -> list[Goal]:
-    goals = [Goal(robot.carrying.dropoff)] if robot.carrying else []
-    for t in queue:
-        goals += [Goal(t.pickup, t.release_s), Goal(t.dropoff)]
-    return goals + [Goal(robot.home)]
 
 
 def _record(result: Plan, graph: HospitalGraph, robot: RobotReq, queue: list[TaskReq],

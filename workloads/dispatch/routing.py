@@ -10,15 +10,17 @@ planned are held where they stand, so nobody is routed through them.
 
 Each leg of a route (to a pick-up, a drop-off, home) is an A* search (SIPP, Phillips &
 Likhachev 2011) over (node, safe interval) states, a safe interval being a time the node is
-free between other robots' stays; exact free-space travel times are the heuristic, so the
-search finds the leg's earliest arrival, waiting or detouring where others are in the way.
+free between other robots' stays; exact free-space travel times are the heuristic. A leg is
+searched first along free-flow shortest paths only (its earliest arrival there, waiting
+where others are in the way: few states and no detour metres), and only where that finds
+no way through the nodes next to them, then the whole map. The table keeps each owner's
+bookings, so one robot's route can be taken out and searched again (live.py).
 """
 from __future__ import annotations
 
 import bisect
 import dataclasses
 import heapq
-import itertools
 import math
 
 from .graph import HospitalGraph, Move
@@ -41,46 +43,132 @@ class Route:
 
 
 class _Intervals:
-    """Time intervals bucketed by start time, so that finding the ones overlapping a short
-    window looks at a few buckets instead of every interval (traversals and rides are short)."""
-
-    BUCKET_S = 30.0
+    """Time intervals sorted by start: the ones overlapping a window are found by bisection
+    (traversals and rides are short, so few intervals start before the window and reach in)."""
 
     def __init__(self):
-        self._buckets: dict[int, list[tuple[float, float]]] = {}
-        self._longest = 0.0
+        self.starts: list[float] = []
+        self.ends: list[float] = []
+        self.longest = 0.0
 
     def add(self, start: float, end: float) -> None:
-        self._buckets.setdefault(int(start // self.BUCKET_S), []).append((start, end))
-        self._longest = max(self._longest, end - start)
+        i = bisect.bisect_right(self.starts, start)
+        self.starts.insert(i, start)
+        self.ends.insert(i, end)
+        self.longest = max(self.longest, end - start)
+
+    def remove(self, start: float, end: float) -> None:
+        i = bisect.bisect_left(self.starts, start)
+        while self.ends[i] != end:
+            i += 1
+        del self.starts[i], self.ends[i]
 
     def overlapping(self, start: float, end: float) -> list[tuple[float, float]]:
         """Intervals (s, e) with s < end and start < e."""
-        found = []
-        for b in range(int((start - self._longest) // self.BUCKET_S),
-                       int(end // self.BUCKET_S) + 1):
-            for i in self._buckets.get(b, ()):
-                if i[0] < end and start < i[1]:
-                    found.append(i)
-        return found
+        lo = bisect.bisect_left(self.starts, start - self.longest)
+        hi = bisect.bisect_left(self.starts, end, lo)
+        return [(s, e) for s, e in zip(self.starts[lo:hi], self.ends[lo:hi]) if e > start]
+
+
+class _Load:
+    """How many robots ride a lift, as a step function of time: load[i] on
+    [times[i], times[i+1]). Rides are half-open: one leaving frees room at that instant."""
+
+    def __init__(self):
+        self.times: list[float] = [-INF]
+        self.load: list[int] = [0]
+
+    def _split(self, t: float) -> int:
+        i = bisect.bisect_right(self.times, t) - 1
+        if self.times[i] != t:
+            i += 1
+            self.times.insert(i, t)
+            self.load.insert(i, self.load[i - 1])
+        return i
+
+    def add(self, start: float, end: float, step: int = 1) -> None:
+        i, j = self._split(start), self._split(end)
+        for k in range(i, j):
+            self.load[k] += step
+
+    def remove(self, start: float, end: float) -> None:
+        self.add(start, end, -1)
+
+    def earliest_room(self, depart: float, duration: float, capacity: int) -> float:
+        """The first time >= `depart` from which the lift has room for `duration`."""
+        times, load, n = self.times, self.load, len(self.times)
+        i = bisect.bisect_right(times, depart) - 1
+        while True:
+            end = times[i + 1] if i + 1 < n else INF
+            if load[i] >= capacity:
+                depart = end
+            elif end - depart >= duration:
+                return depart
+            i += 1
 
 
 class ReservationTable:
+    """What the planned robots use, by owner, so that one robot's route can be taken out
+    and planned again against all the others (incremental re-planning)."""
+
     def __init__(self, graph: HospitalGraph):
         self.graph = graph
         self._stays: dict[int, list[tuple[float, float, str]]] = {}
         self._safe: dict[int, list[tuple[float, float]]] = {}
         self._lanes: dict[tuple[int, int], _Intervals] = {}  # directed single-lane traversals
-        self._lifts: dict[str, _Intervals] = {}  # rides
+        self._lifts: dict[str, _Load] = {}  # rides
+        self._used: dict[str, list[tuple[_Intervals | _Load, float, float]]] = {}  # lanes, rides
+        self._held: dict[str, dict[int, list[tuple[float, float]]]] = {}  # stays
+        self._crowded: set[int] = set()
 
     def hold(self, node: int, start: float, end: float, owner: str) -> None:
-        self._stays.setdefault(node, []).append((start, end, owner))
-        self._safe.pop(node, None)
+        stays = self._stays.setdefault(node, [])
+        k = bisect.bisect_right(stays, (start, end, owner))
+        stays.insert(k, (start, end, owner))
+        self._held.setdefault(owner, {}).setdefault(node, []).append((start, end))
+        if k and stays[k - 1][1] > start and stays[k - 1][2] != owner or \
+                k + 1 < len(stays) and stays[k + 1][0] < end and stays[k + 1][2] != owner:
+            self._crowded.add(node)  # two robots held at once: an obstacle where one stands
+        free = self._safe.get(node)
+        if free is not None:  # cut the stay out of the safe intervals
+            a, b = start - MARGIN_S, end + MARGIN_S
+            i = max(0, bisect.bisect_right(free, (a, INF)) - 1)
+            j, pieces = i, []
+            while j < len(free) and free[j][0] < b:
+                s, e = free[j]
+                if e <= a:
+                    pieces.append((s, e))
+                else:  # an instant between two stays is kept: a robot may pass then
+                    if s <= a:
+                        pieces.append((s, a))
+                    if b <= e and b < INF:
+                        pieces.append((b, e))
+                j += 1
+            free[i:j] = pieces
 
     def release(self, node: int, owner: str) -> None:
-        """Drop the stays of `owner` at `node` (the placeholder of a robot about to be planned)."""
-        self._stays[node] = [s for s in self._stays.get(node, []) if s[2] != owner]
-        self._safe.pop(node, None)
+        """Drop the stays of `owner` at `node`. Stays of different robots do not overlap
+        (but where an obstacle stands), so the time freed runs from the stay before to the
+        stay after: the safe intervals in between become one."""
+        if node in self._crowded:  # overlapping stays: the neighbours say too little
+            self._safe.pop(node, None)
+        stays, free = self._stays.get(node, []), self._safe.get(node)
+        for start, end in sorted(self._held.get(owner, {}).pop(node, [])):
+            i = bisect.bisect_left(stays, (start, end, owner))
+            del stays[i]
+            if free is not None:
+                lo = stays[i - 1][1] + MARGIN_S if i else -INF
+                hi = stays[i][0] - MARGIN_S if i < len(stays) else INF
+                if lo <= hi and lo < INF:
+                    free[bisect.bisect_left(free, (lo, -INF)):
+                         bisect.bisect_right(free, (hi, INF))] = [(lo, hi)]
+
+    def unreserve(self, route: Route, owner: str) -> None:
+        """Take out everything `route` of `owner` holds."""
+        for node in {n for n, _ in route.waypoints}:
+            self.release(node, owner)
+        for intervals, start, end in self._used.pop(owner, []):
+            intervals.remove(start, end)
 
     def safe_intervals(self, node: int) -> list[tuple[float, float]]:
         """The times nobody else is at `node`, as sorted (start, end) intervals."""
@@ -88,7 +176,7 @@ class ReservationTable:
             busy = sorted((a - MARGIN_S, b + MARGIN_S) for a, b, _ in self._stays.get(node, []))
             free, t = [], -INF
             for a, b in busy:
-                if a > t:
+                if a >= t:
                     free.append((t, a))
                 t = max(t, b)
             if t < INF:
@@ -99,6 +187,7 @@ class ReservationTable:
     def reserve(self, route: Route, owner: str) -> None:
         """Hold what `route` uses; its last node is held for good (the robot parks there)."""
         wp = route.waypoints
+        used = self._used.setdefault(owner, [])
         arrived = wp[0][1]
         for i, (node, t) in enumerate(wp):
             if i + 1 == len(wp):
@@ -108,24 +197,25 @@ class ReservationTable:
                 nxt, arrived = wp[i + 1]
                 move = self.graph.move(node, nxt)
                 if move.single_lane:
-                    self._lanes.setdefault((node, nxt), _Intervals()).add(t, arrived)
+                    used.append((self._lanes.setdefault((node, nxt), _Intervals()), t, arrived))
                 if move.lift:
-                    self._lifts.setdefault(move.lift, _Intervals()).add(t, arrived)
+                    used.append((self._lifts.setdefault(move.lift, _Load()), t, arrived))
+        for intervals, start, end in used:
+            intervals.add(start, end)
 
     def earliest_departure(self, a: int, move: Move, duration: float, depart: float) -> float:
         """The first time >= `depart` at which `move` from `a` meets nobody head-on and
         finds room in its lift (the nodes at either end are the caller's to check)."""
         lane = self._lanes.get((move.to, a)) if move.single_lane else None
         lift = self._lifts.get(move.lift) if move.lift else None
+        capacity = self.graph.lift_capacity[move.lift] if lift else 0
         while True:
             bumped = depart
             if lane:
                 for _, e in lane.overlapping(depart - MARGIN_S, depart + duration + MARGIN_S):
                     bumped = max(bumped, e + MARGIN_S)
             if lift:
-                riding = lift.overlapping(depart, depart + duration)
-                if len(riding) >= self.graph.lift_capacity[move.lift]:
-                    bumped = max(bumped, min(e for _, e in riding))
+                bumped = lift.earliest_room(bumped, duration, capacity)
             if bumped == depart:
                 return depart
             depart = bumped
@@ -156,8 +246,20 @@ def plan_route(table: ReservationTable, speed_mps: float, start: int,
         found = None
         if k is not None:
             setoff = min(max(t, goal.not_before - times[node, goal.node]), free[k][1])
-            found = _leg(table, speed_mps, times[goal.node].tolist(), node, k, setoff, goal,
-                         park=i == len(goals) - 1, excluded=excluded[i])
+            to_goal = times[:, goal.node].tolist()
+            park = i == len(goals) - 1
+            # first along shortest paths only, waiting where others are in the way: a
+            # search of a few states, and no detour metres (searching wider when held up
+            # long made plans longer, not timelier). Where that finds no way, also through
+            # the places next to them (a step aside, another lift), and last the whole map
+            found = _leg(table, speed_mps, to_goal, node, k, setoff, goal, park, excluded[i],
+                         None, True)
+            if found is None:
+                for region in (_near_path(table.graph, times, node, goal.node), None):
+                    found = _leg(table, speed_mps, to_goal, node, k, setoff, goal, park,
+                                 excluded[i], region, False)
+                    if found is not None:
+                        break
         if found is None:
             if i == 0 or retries == 0:
                 return None
@@ -176,21 +278,70 @@ def plan_route(table: ReservationTable, speed_mps: float, start: int,
     return Route(waypoints, [done for _, _, done, _ in legs])
 
 
+def _near_path(graph: HospitalGraph, times, start: int, goal: int) -> list[bool]:
+    """Nodes on a shortest way from `start` to `goal` and their neighbours (a step aside,
+    the next lift)."""
+    on = times[start] + times[:, goal] <= times[start, goal] + 1e-6
+    return (on | (graph.adjacency @ on > 0)).tolist()
+
+
 def _leg(table: ReservationTable, speed_mps: float, to_goal: list[float], start: int, k0: int,
-         start_s: float, goal: Goal, park: bool, excluded: set):
+         start_s: float, goal: Goal, park: bool, excluded: set, region: list[bool] | None,
+         progress: bool):
     """SIPP A* for one leg: (moves with departure and arrival times, time the goal is done,
-    the (node, interval) it ends in). `excluded` are end states known to be dead ends."""
+    the (node, interval) it ends in). `excluded` are end states known to be dead ends;
+    `region`: the nodes it may use (None: all); `progress`: only moves along a shortest
+    path to the goal."""
     moves = table.graph.moves_at(speed_mps)
     safe = table._safe
     first = (start, k0)
     best = {first: start_s}
     parent: dict[tuple, tuple] = {}
-    counter = itertools.count()
-    heap = [(start_s + to_goal[start], next(counter), start_s, first)]
+
+    def arrival(node, move, duration, constrained, leave_by, free, kv, earliest):
+        """The first interval from `kv` on that `move` can reach leaving `node` at or after
+        `earliest` and by `leave_by`: (kv, departure, arrival), or None."""
+        while kv < len(free):
+            s, e = free[kv]
+            depart = earliest if s - duration < earliest else s - duration
+            if depart > leave_by:
+                return None  # later intervals only leave later
+            if constrained:
+                depart = earliest = table.earliest_departure(node, move, duration, depart)
+                if depart > leave_by:
+                    return None
+                if depart + duration > e:  # on to the interval it would arrive in
+                    kv = bisect.bisect_right(free, (depart + duration, INF)) - 1
+                    if free[kv][1] < depart + duration:
+                        kv += 1
+                    continue
+            return kv, depart, depart + duration
+        return None
+
+    # Successors are made lazily: a move's first reachable interval of the next node is
+    # pushed, and its next interval only when that one comes off the heap. Ties of f (common:
+    # the heuristic is exact) go to the later arrival, the deeper state.
+    heap = [(start_s + to_goal[start], -start_s, first, None)]
+    closed = set()
     while heap:
-        _, _, t, state = heapq.heappop(heap)
-        if t > best.get(state, INF):
-            continue
+        f, t, state, more = heapq.heappop(heap)
+        t = -t
+        if more is not None:  # the same move into the next interval
+            prev, move, duration, constrained, leave_by, depart = more
+            v, kv = state
+            free = safe.get(v) or table.safe_intervals(v)
+            found = arrival(prev[0], move, duration, constrained, leave_by, free, kv + 1, depart)
+            if found is not None:
+                kv, depart, arrive = found
+                nxt = (v, kv)
+                if arrive < best.get(nxt, INF):
+                    best[nxt] = arrive
+                    parent[nxt] = (prev, move, depart, arrive)
+                heapq.heappush(heap, (arrive + to_goal[v], -arrive, nxt,
+                                      (prev, move, duration, constrained, leave_by, depart)))
+        if state in closed or t > best[state]:
+            continue  # pushed for its next interval only, or reached sooner another way
+        closed.add(state)
         node, k = state
         interval_end = (safe.get(node) or table.safe_intervals(node))[k][1]
         if node == goal.node:
@@ -203,30 +354,24 @@ def _leg(table: ReservationTable, speed_mps: float, to_goal: list[float], start:
                     state, move, depart, arrive = parent[state]
                     steps.append((move, depart, arrive))
                 return steps[::-1], done, end
+        here = to_goal[node] + 1e-6
         for move, duration, constrained in moves[node]:
             v = move.to
+            if progress and duration + to_goal[v] > here or region and not region[v]:
+                continue
             free = safe.get(v) or table.safe_intervals(v)
-            # only the intervals it can reach before it must leave `node`
             arrive_min = t + duration
             kv = bisect.bisect_right(free, (arrive_min, INF)) - 1
             if kv < 0 or free[kv][1] < arrive_min:
                 kv += 1
-            latest = interval_end + duration
-            while kv < len(free):
-                s, e = free[kv]
-                if s > latest:
-                    break
-                depart = t if s - duration < t else s - duration
-                if constrained:
-                    depart = table.earliest_departure(node, move, duration, depart)
-                    if depart > interval_end or depart + duration > e:
-                        kv += 1
-                        continue
-                arrive = depart + duration
-                nxt = (v, kv)
-                if arrive < best.get(nxt, INF):
-                    best[nxt] = arrive
-                    parent[nxt] = (state, move, depart, arrive)
-                    heapq.heappush(heap, (arrive + to_goal[v], next(counter), arrive, nxt))
-                kv += 1
+            found = arrival(node, move, duration, constrained, interval_end, free, kv, t)
+            if found is None:
+                continue
+            kv, depart, arrive = found
+            nxt = (v, kv)
+            if arrive < best.get(nxt, INF):
+                best[nxt] = arrive
+                parent[nxt] = (state, move, depart, arrive)
+            heapq.heappush(heap, (arrive + to_goal[v], -arrive, nxt,
+                                  (state, move, duration, constrained, interval_end, depart)))
     return None

@@ -38,10 +38,17 @@ class Lift(_Strict):
     floor_travel_s: float = Field(gt=0)
 
 
+# what one plan takes: beyond this a scenario is refused (planning time and memory grow
+# with the tasks; a service re-plans its open tasks, never more than this)
+MAX_TASKS = 10_000
+MAX_ROBOTS = 1_000
+
+
 class HospitalMap(_Strict):
     nodes: list[Node] = Field(min_length=1)
     edges: list[Edge] = []
     lifts: list[Lift] = []
+    speed_limit_mps: float | None = Field(None, gt=0, description="no robot may go faster")
 
     @model_validator(mode="after")
     def _references(self) -> HospitalMap:
@@ -62,6 +69,12 @@ class HospitalMap(_Strict):
             floors = [known[n].floor for n in lift.nodes]
             if len(set(floors)) != len(floors):
                 raise ValueError(f"lift {lift.id} has two landings on one floor")
+        linked = {e.from_ for e in self.edges} | {e.to for e in self.edges}
+        for lift in self.lifts:
+            for n in lift.nodes:
+                if n not in linked:
+                    raise ValueError(f"lift {lift.id} stops at {n!r} on floor {known[n].floor}, "
+                                     "which no corridor reaches (a floor the map lacks)")
         return self
 
 
@@ -86,8 +99,8 @@ class Task(_Strict):
 
 class Scenario(_Strict):
     map: HospitalMap
-    robots: list[Robot] = []
-    tasks: list[Task] = []
+    robots: list[Robot] = Field([], max_length=MAX_ROBOTS)
+    tasks: list[Task] = Field([], max_length=MAX_TASKS)
 
     @model_validator(mode="after")
     def _references(self) -> Scenario:
@@ -98,6 +111,11 @@ class Scenario(_Strict):
             if r.start not in known:
                 raise ValueError(f"robot {r.id} starts on unknown node {r.start!r}")
         _unique("robot start", [r.start for r in self.robots])
+        limit = self.map.speed_limit_mps
+        for r in self.robots:
+            if limit is not None and r.speed_mps > limit:
+                raise ValueError(f"robot {r.id} goes {r.speed_mps:g} m/s, faster than the "
+                                 f"corridors allow ({limit:g} m/s)")
         return self
 
 

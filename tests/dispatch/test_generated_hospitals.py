@@ -1,0 +1,232 @@
+"""Generated hospitals (2 to 6 floors, lifts of capacity 1 and 2, single-lane spurs, docks):
+the generator's structure, plans checked by the independent validator, re-planning a
+running plan, and bad input."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from medmec.workloads.dispatch.assignment import TaskReq
+from medmec.workloads.dispatch.fleet import Fleet, FleetError
+from medmec.workloads.dispatch.graph import HospitalGraph
+from medmec.workloads.dispatch.hospital_generator import generate_hospital, random_scenario
+from medmec.workloads.dispatch.planner import plan, plan_scenario, robots_of
+from medmec.workloads.dispatch.scenario import (MAX_TASKS, Scenario, ScenarioError,
+                                                load_scenario)
+from medmec.workloads.dispatch.store import Store
+
+SWEEP = [(11, 2, 1), (12, 3, 2), (13, 4, 1), (14, 5, 2), (15, 6, 1)]
+
+
+def degree(hmap: dict) -> dict[str, int]:
+    out = {n["id"]: 0 for n in hmap["nodes"]}
+    for e in hmap["edges"]:
+        out[e["from"]] += 1
+        out[e["to"]] += 1
+    return out
+
+
+@pytest.mark.parametrize("seed, floors, capacity", SWEEP)
+def test_generator_builds_the_hospital_it_promises(seed, floors, capacity):
+    hmap = generate_hospital(seed, floors, capacity, docks=40)
+    assert hmap == generate_hospital(seed, floors, capacity, docks=40)  # seeded
+    graph = HospitalGraph(Scenario.model_validate({"map": hmap}).map)
+    assert {n["floor"] for n in hmap["nodes"]} == set(range(floors))
+    assert [(len(lift["nodes"]), lift["capacity"]) for lift in hmap["lifts"]] == \
+        [(floors, capacity)] * 2
+    deg, single = degree(hmap), {}
+    for e in hmap["edges"]:
+        for end in (e["from"], e["to"]):
+            single.setdefault(end, set()).add(e["single_lane"])
+    rooms = [n for n in deg if "-room-" in n]
+    docks = [n for n in deg if "-dock-" in n]
+    assert len(docks) >= 40 and rooms
+    for place in rooms + docks:  # a dead end on its own single-lane spur
+        assert deg[place] == 1 and single[place] == {True}, place
+    # one piece: every node reaches every other
+    assert (graph.travel_times(1.0) < float("inf")).all()
+
+
+@pytest.mark.parametrize("seed, floors, capacity", SWEEP)
+def test_plans_on_generated_hospitals_pass_the_validator(seed, floors, capacity,
+                                                         plan_problems):
+    doc = random_scenario(generate_hospital(seed, floors, capacity, docks=24), 20, 120,
+                          seed=seed, horizon_s=1200)
+    result = plan_scenario(Scenario.model_validate(doc)).to_json()
+    assert plan_problems(doc, result) == []
+    assert not result["unassigned"]
+    floors_of = {n["id"]: n["floor"] for n in doc["map"]["nodes"]}
+    assert any(floors_of[a["node"]] != floors_of[b["node"]] for r in result["routes"]
+               for a, b in zip(r["waypoints"], r["waypoints"][1:]))  # lifts were ridden
+
+
+def broken_plan(doc: dict, result: dict, robot: str, waypoints: list) -> dict:
+    bad = json.loads(json.dumps(result))
+    for r in bad["routes"]:
+        if r["robot"] == robot:
+            r["waypoints"] = [{"node": n, "t": t} for n, t in waypoints]
+    return bad
+
+
+def test_the_validator_catches_head_on_lift_overload_and_a_parked_robot_in_the_way(
+        plan_problems):
+    hmap = generate_hospital(3, floors=2, lift_capacity=1, docks=8)
+    doc = {"map": hmap, "robots": [
+        {"id": "a", "start": "f0-dock-00a", "speed_mps": 1.0, "payload_kg": 10,
+         "capabilities": ["k"]},
+        {"id": "b", "start": "f0-dock-00b", "speed_mps": 1.0, "payload_kg": 10,
+         "capabilities": ["k"]}], "tasks": []}
+    result = plan_scenario(Scenario.model_validate(doc)).to_json()
+    assert plan_problems(doc, result) == []
+    # head-on: b leaves its dock while a drives into it on the same single-lane spur
+    both = broken_plan(doc, result, "a", [("f0-dock-00a", 0), ("f0-dockbay-00", 2.0),
+                                          ("f0-dock-00b", 4.0), ("f0-dockbay-00", 6.0),
+                                          ("f0-dock-00a", 8.0)])
+    both = broken_plan(doc, both, "b", [("f0-dock-00b", 0), ("f0-dock-00b", 3.5),
+                                        ("f0-dockbay-00", 5.5), ("f0-dock-00b", 20.0)])
+    assert any("head-on" in p for p in plan_problems(doc, both))
+    # lift of capacity 1 carrying two at once
+    lift = hmap["lifts"][0]
+    landing0, landing1 = lift["nodes"][0], lift["nodes"][1]
+    corridor = next(e["from"] for e in hmap["edges"] if e["to"] == landing0)
+    ride = [("f0-dock-00a", 0), ("f0-dockbay-00", 2)]
+    two = broken_plan(doc, result, "a", ride + [(landing0, 200), (landing0, 300),
+                                                (landing1, 310)])
+    two = broken_plan(doc, two, "b", [("f0-dock-00b", 0), (landing0, 0), (landing0, 302),
+                                      (landing1, 312)])
+    assert any("carries 2 robots" in p for p in plan_problems(doc, two))
+    # a robot parked for good on the corridor in front of the lift walls off the other floor
+    doc["tasks"] = [{"id": "t", "pickup": landing1, "dropoff": "f1-room-a1w", "weight_kg": 1,
+                     "kind": "k"}]
+    walled = {"assignments": [{"robot": "a", "tasks": ["t"]}],
+              "routes": result["routes"], "unassigned": []}
+    walled = broken_plan(doc, walled, "b", [("f0-dock-00b", 0), ("f0-dockbay-00", 2)] +
+                         [(corridor, 100)])
+    assert any("cuts" in p for p in plan_problems(doc, walled))
+
+
+def running_plan(seed=21, floors=4, capacity=1):
+    doc = random_scenario(generate_hospital(seed, floors, capacity, docks=24), 20, 150,
+                          seed=seed, horizon_s=1800)
+    sc = Scenario.model_validate(doc)
+    graph = HospitalGraph(sc.map)
+    return doc, graph, plan(graph, robots_of(sc, graph), sc.tasks).live
+
+
+def test_an_urgent_task_goes_into_a_running_plan_without_conflicts(plan_problems):
+    doc, graph, live = running_plan()
+    before = {rid: list(rp.route.waypoints) for rid, rp in live.robots.items()}
+    spec = {"id": "stat", "pickup": "pharmacy-bay-2", "dropoff": "f3-room-a1e",
+            "weight_kg": 1, "kind": "medicine", "priority": "emergency",
+            "release_s": 600.0, "deadline_s": 1200.0}
+    doc["tasks"].append(spec)
+    rid = live.add_task(TaskReq("stat", graph.index[spec["pickup"]],
+                                graph.index[spec["dropoff"]], 1, "medicine", "emergency",
+                                600.0, 1200.0), now_s=600.0)
+    assert rid is not None
+    assert plan_problems(doc, live.to_json()) == []
+    # the route up to now is kept; it is the robot's next task after what it carries
+    route = live.robots[rid].route.waypoints
+    assert [w for w in before[rid] if w[1] < 600.0] == [w for w in route if w[1] < 600.0]
+    open_pickups = [tid for g, (tid, role) in live.robots[rid].goals
+                    if role == "pickup" and g.not_before >= 0 and tid == "stat"]
+    assert open_pickups == ["stat"]
+    # nobody else was re-planned, and every robot still ends at home
+    assert all(before[r] == live.robots[r].route.waypoints for r in before if r != rid)
+    starts = {r["id"]: r["start"] for r in doc["robots"]}
+    assert all(live.route_of(r)[-1][0] == starts[r] for r in live.robots)
+
+
+def test_an_idle_robot_given_a_task_goes_home_after_it(plan_problems):
+    doc = random_scenario(generate_hospital(23, 3, 2, docks=8), 2, 0, seed=3)
+    sc = Scenario.model_validate(doc)
+    graph = HospitalGraph(sc.map)
+    live = plan(graph, robots_of(sc, graph), []).live
+    spec = {"id": "late-call", "pickup": "pharmacy-bay-1", "dropoff": "f2-room-a1w",
+            "weight_kg": 1, "kind": "medicine", "priority": "normal", "release_s": 100.0}
+    doc["tasks"].append(spec)
+    rid = live.add_task(TaskReq("late-call", graph.index["pharmacy-bay-1"],
+                                graph.index["f2-room-a1w"], 1, "medicine", "normal", 100.0),
+                        now_s=100.0)
+    route = live.route_of(rid)
+    assert [n for n, _ in route].index("pharmacy-bay-1") < [n for n, _ in route].index(
+        "f2-room-a1w")
+    assert route[-1][0] == next(r["start"] for r in doc["robots"] if r["id"] == rid)
+    assert plan_problems(doc, live.to_json()) == []
+
+
+def test_a_lift_that_fails_re_plans_the_robots_that_would_ride_it(plan_problems):
+    doc, graph, live = running_plan(seed=22, floors=3, capacity=2)
+    lift = doc["map"]["lifts"][0]["id"]
+    affected = live.fail_lift(lift, now_s=900.0)
+    assert affected
+    assert plan_problems(doc, live.to_json()) == []
+    for rid in affected:  # no ride of the failed lift starts after the failure
+        wp = live.robots[rid].route.waypoints
+        for (a, t), (b, _) in zip(wp, wp[1:]):
+            if a != b and t >= 900.0:
+                assert graph.move(a, b).lift != lift
+
+
+def test_bad_maps_and_fleets_are_refused_naming_the_problem():
+    hmap = generate_hospital(5, floors=2, lift_capacity=1, docks=4)
+    doc = random_scenario(hmap, 2, 3, seed=1)
+    lifted = json.loads(json.dumps(doc))
+    lifted["map"]["nodes"].append({"id": "lift-a-f7", "floor": 7, "x": 0, "y": 0})
+    lifted["map"]["lifts"][0]["nodes"].append("lift-a-f7")
+    with pytest.raises(ScenarioError, match="lift-a-f7.*floor 7"):
+        load_scenario(json.dumps(lifted))
+    fast = json.loads(json.dumps(doc))
+    fast["robots"][0]["speed_mps"] = 3.0
+    with pytest.raises(ScenarioError, match="faster than the corridors allow"):
+        load_scenario(json.dumps(fast))
+
+
+def test_a_scenario_of_100000_tasks_is_refused_quickly_and_in_bounded_memory():
+    doc = random_scenario(generate_hospital(6, floors=2, docks=4), 2, 0, seed=1)
+    task = {"id": "", "pickup": "pharmacy-bay-1", "dropoff": "f1-room-a1w", "weight_kg": 1,
+            "kind": "medicine"}
+    doc["tasks"] = [task | {"id": f"t{i}"} for i in range(100_000)]
+    text = json.dumps(doc)
+    started = time.process_time()
+    with pytest.raises(ScenarioError, match=f"at most {MAX_TASKS}"):
+        load_scenario(text)
+    assert time.process_time() - started < 30  # refused, not planned
+
+
+def test_unreachable_and_disconnected_tasks_are_reported_and_the_rest_planned(plan_problems):
+    hmap = generate_hospital(7, floors=3, lift_capacity=2, docks=8)
+    hmap["nodes"].append({"id": "f1-room-island", "floor": 1, "x": 999.0, "y": 999.0})
+    doc = random_scenario(hmap, 6, 30, seed=7, horizon_s=900)
+    doc["tasks"] += [
+        {"id": "to-island", "pickup": "pharmacy-bay-1", "dropoff": "f1-room-island",
+         "weight_kg": 1, "kind": "medicine"},
+        {"id": "from-island", "pickup": "f1-room-island", "dropoff": "laboratory-bay-1",
+         "weight_kg": 1, "kind": "specimen"}]
+    result = plan_scenario(Scenario.model_validate(doc)).to_json()
+    reasons = {u["task"]: u["reason"] for u in result["unassigned"]}
+    assert set(reasons) == {"to-island", "from-island"}
+    assert all("disconnected" in why for why in reasons.values())
+    assert plan_problems(doc, result) == []
+
+
+def test_the_service_refuses_tasks_beyond_its_open_task_limit_and_keeps_serving(tmp_path):
+    hmap = Scenario.model_validate({"map": generate_hospital(8, floors=2, docks=4)}).map
+    store = Store(tmp_path)
+    fleet = Fleet(hmap, store, heartbeat_timeout_s=30, max_open_tasks=3)
+    fleet.register("amr-1", "f0-dock-00a", "", 1.0, 20, ["medicine"], 90)
+    for i in range(3):
+        fleet.submit(f"t{i}", "pharmacy-bay-1", "f1-room-a1w", 1, "medicine", "normal",
+                     None, None)
+    with pytest.raises(FleetError) as refused:
+        fleet.submit("t3", "pharmacy-bay-1", "f1-room-a1w", 1, "medicine", "normal", None, None)
+    assert refused.value.code == "exhausted" and "3 tasks are open" in str(refused.value)
+    assert "t3" not in fleet.tasks
+    fleet.cancel("t0")  # room again
+    assert fleet.submit("t3", "pharmacy-bay-1", "f1-room-a1w", 1, "medicine", "normal",
+                        None, None).status == "assigned"
+    with pytest.raises(FleetError, match="faster than the corridors"):
+        fleet.register("amr-2", "f0-dock-00b", "", 2.5, 20, ["medicine"], 90)
+    store.close()
