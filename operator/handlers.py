@@ -20,9 +20,9 @@ from collections.abc import Callable
 
 import kopf
 
-from medmec.operator import (admission, fleet_status, kube, meta, observe, placement,
-                             render_fleet, render_inference, render_nursing, render_slice,
-                             station_status)
+from medmec.operator import (admission, fleet_status, inference_status, kube, meta, observe,
+                             placement, render_fleet, render_inference, render_nursing,
+                             render_slice, station_status)
 from medmec.operator.conditions import condition, is_true, merge, without_times
 from medmec.operator.profiles import resolve_qos, snssai
 from medmec.operator.settings import OperatorSettings
@@ -79,7 +79,7 @@ WORKLOADS = {
         lambda b: b["spec"].get("scaling", {}).get("minReplicas", 1),
         lambda b: {"endpoints": render_inference.endpoints(b),
                    "servedVersions": render_inference.served_versions(b["spec"])},
-        _eis_problem, follows_qos=True),
+        _eis_problem, follows_qos=True, live_status=inference_status.live_status),
     "CareRobotFleet": WorkloadKind(
         "CareRobotFleet", "carerobotfleets", "dispatch", render_fleet.children,
         (("Deployment", render_fleet.child_name), ("Service", render_fleet.child_name),
@@ -207,7 +207,7 @@ class Operator:
             if decision and decision.admitted:
                 priority = ms["spec"].get("priority", "standard")
                 kube.apply(render_slice.priority_class(priority))
-                kube.apply(render_slice.namespace_security(ms))
+                kube.apply(render_slice.namespace_security(ms, self.settings.pod_security_level))
                 for obj in render_slice.children(ms, qos, zones):
                     kube.apply(obj)
                 isolation = ms["spec"].get("isolation", "strict")

@@ -11,10 +11,12 @@ SLICE_LABEL = f"{GROUP}/slice"
 # slice's pods: the one platform selector of the slices' NetworkPolicies.
 PLATFORM_LABEL = f"{GROUP}/platform"
 PLATFORM_SELECTOR = {PLATFORM_LABEL: "true"}
-# Pod Security Admission labels on the namespaces medmec creates or serves
-POD_SECURITY_LABELS = {f"pod-security.kubernetes.io/{mode}": "restricted"
-                       for mode in ("enforce", "audit", "warn")} | {
-    "pod-security.kubernetes.io/enforce-version": "latest"}
+
+
+def pod_security_labels(level: str = "restricted") -> dict[str, str]:
+    """Pod Security Admission labels: the API server enforces `level` in the namespace."""
+    return {**{f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")},
+            "pod-security.kubernetes.io/enforce-version": "latest"}
 PRIORITIES = {"critical": 1_000_000, "high": 100_000, "standard": 10_000}
 ZONE_LABEL = "topology.kubernetes.io/zone"
 BASE_STATION_LABEL = f"{GROUP}/base-station"

@@ -104,12 +104,13 @@ def qos_configmap(ms: dict, qos: QoS, zones: list[str]) -> dict:
     }
 
 
-def namespace_security(ms: dict) -> dict:
-    """The slice's namespace enforces the restricted Pod Security Standard: the API server
-    refuses a pod that runs as root, escalates privileges or keeps capabilities there.
+def namespace_security(ms: dict, level: str = "restricted") -> dict:
+    """The slice's namespace enforces a Pod Security Standard (restricted: the API server
+    refuses a pod that runs as root, escalates privileges or keeps capabilities there).
     Applied (labels only) whoever created the namespace."""
     return {"apiVersion": "v1", "kind": "Namespace",
-            "metadata": {"name": ms["metadata"]["namespace"], "labels": dict(meta.POD_SECURITY_LABELS)}}
+            "metadata": {"name": ms["metadata"]["namespace"],
+                         "labels": meta.pod_security_labels(level)}}
 
 
 def children(ms: dict, qos: QoS, zones: list[str]) -> list[dict]:

@@ -32,13 +32,19 @@ class OperatorSettings(BaseModel):
     status_delay_seconds: float = Field(0.5, ge=0, description="pod events are gathered this long "
                                         "before a workload's status is rewritten")
     workers: int = Field(16, ge=1, le=256, description="threads running reconciles")
+    pod_security_level: str = Field("restricted", pattern="^(restricted|baseline|privileged)$",
+                                    description="Pod Security Standard enforced on slice namespaces")
     fleet_url_template: str = Field(
         "http://{service}.{namespace}.svc:{port}/v1/fleet",
         description="where a robot fleet's dispatcher view is read; placeholders {name}, "
         "{namespace}, {service}, {port}")
     fleet_timeout_seconds: float = Field(2.0, gt=0, description="timeout of that read")
+    inference_metrics_url_template: str = Field(
+        "http://{service}.{namespace}.svc:{port}/metrics",
+        description="where an inference service's metrics (its execution provider) are read; "
+        "placeholders as fleet_url_template; '' = not read")
 
-    @field_validator("fleet_url_template")
+    @field_validator("fleet_url_template", "inference_metrics_url_template")
     @classmethod
     def _known_placeholders(cls, template: str) -> str:
         try:

@@ -225,3 +225,5 @@ def test_platform_components_reach_every_slice_and_the_namespace_enforces_restri
     ns = render_slice.namespace_security(_sample("MedicalSlice", "radiology"))
     assert ns["metadata"]["name"] == "imaging"
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert render_slice.namespace_security(_sample("MedicalSlice", "radiology"), "baseline")[
+        "metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
