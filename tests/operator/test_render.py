@@ -140,7 +140,8 @@ def test_fleet_dispatcher_follows_the_dispatch_contract():
     assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"] == {"type": "Recreate"}
     assert _container_args(dep) == ["medmec", "serve", "dispatch", "--grpc-port", "50051",
                                     "--http-port", "8080", "--map", "/etc/medmec/map/map.json",
-                                    "--state-dir", "/var/lib/medmec/dispatch"]
+                                    "--state-dir", "/var/lib/medmec/dispatch",
+                                    "--fleet-settings", "/etc/medmec/fleet/fleet.json"]
     volumes = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
     assert volumes["map"]["configMap"] == {"name": "hospital-map",
                                            "items": [{"key": "map.json", "path": "map.json"}]}
@@ -158,6 +159,8 @@ def test_nursing_embedded_and_postgresql_storage():
     assert args[args.index("--database") + 1] == "sqlite:////var/lib/medmec/nursing/nursing.db"
     assert [args[i + 1] for i, a in enumerate(args) if a == "--ward"] == ["4a", "5b"]
     assert args[-2:] == ["--tokens-file", "/etc/medmec/tokens/tokens.json"]
+    # early-warning thresholds from the settings ConfigMap, mounted where the flag says
+    assert args[args.index("--settings") + 1] == "/etc/medmec/nursing/nursing.json"
     assert objs["PersistentVolumeClaim"]["spec"]["resources"]["requests"]["storage"] == "2Gi"
     assert objs["Deployment"]["spec"]["replicas"] == 1
 
