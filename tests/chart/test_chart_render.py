@@ -101,7 +101,8 @@ def test_priority_classes_are_the_operators():
     from medmec.operator import render_slice
     docs = template()
     classes = {d["metadata"]["name"]: d for d in by_kind(docs, "PriorityClass")}
-    assert set(classes) == {meta.priority_class_name(p) for p in meta.PRIORITIES}
+    # the clinical ones, and the platform's own (tested with the operator's peers)
+    assert set(classes) == {meta.priority_class_name(p) for p in meta.PRIORITIES} | {"medmec-platform"}
     for priority in meta.PRIORITIES:
         ours, operators = classes[meta.priority_class_name(priority)], render_slice.priority_class(priority)
         for field in ("value", "globalDefault", "preemptionPolicy", "description"):
@@ -133,6 +134,11 @@ def test_namespace_not_created_when_told_not_to():
     assert len(by_kind(docs, "MedicalSlice")) == 1
 
 
+def _operator_bindings(docs: list[dict], kind: str) -> list[dict]:
+    """The bindings of the operator's ServiceAccount (the prober, console and test have theirs)."""
+    return [b for b in by_kind(docs, kind) if b["subjects"][0]["name"] == "medmec-operator"]
+
+
 def _rules(docs: list[dict]) -> list[dict]:
     return [r for d in docs if d["kind"] in ("ClusterRole", "Role") for r in d["rules"]]
 
@@ -150,7 +156,7 @@ def test_rbac_never_grants_secrets_or_wildcards(hospital):
 
 def test_rbac_cluster_wide_without_watch_namespaces():
     docs = template([hospital_values("st-luke")])
-    bindings = by_kind(docs, "ClusterRoleBinding")
+    bindings = _operator_bindings(docs, "ClusterRoleBinding")
     assert {b["roleRef"]["name"] for b in bindings} == {"medmec-operator-cluster",
                                                         "medmec-operator-namespaced"}
     assert by_kind(docs, "RoleBinding") == []
@@ -166,7 +172,7 @@ def test_rbac_namespaced_with_watch_namespaces():
     bindings = by_kind(docs, "RoleBinding")
     assert sorted(b["metadata"]["namespace"] for b in bindings) == served
     assert {b["roleRef"]["name"] for b in bindings} == {"medmec-operator-namespaced"}
-    assert [b["roleRef"]["name"] for b in by_kind(docs, "ClusterRoleBinding")] == \
+    assert [b["roleRef"]["name"] for b in _operator_bindings(docs, "ClusterRoleBinding")] == \
         ["medmec-operator-cluster"]
     assert sorted(p["metadata"]["namespace"] for p in by_kind(docs, "KopfPeering")) == served
     assert by_kind(docs, "ClusterKopfPeering") == []

@@ -107,21 +107,11 @@ pod-security.kubernetes.io/audit: {{ .Values.podSecurity.level }}
 pod-security.kubernetes.io/warn: {{ .Values.podSecurity.level }}
 {{- end -}}
 
-{{/* NetworkPolicy peers of allowedIngress entries ({cidr} or selectors), one rule each. */}}
+{{/* NetworkPolicy rules of allowedIngress entries ({cidr} or selectors), one rule each. */}}
 {{- define "medmec.allowedIngressRules" -}}
 {{- $port := .port -}}
 {{- range .entries }}
-- from:
-    {{- if .cidr }}
-    - ipBlock: {cidr: {{ .cidr }}}
-    {{- else }}
-    - {{- with .namespaceSelector }}
-      namespaceSelector: {{- toYaml . | nindent 8 }}
-      {{- end }}
-      {{- with .podSelector }}
-      podSelector: {{- toYaml . | nindent 8 }}
-      {{- end }}
-    {{- end }}
+- from: [{{ ternary (dict "ipBlock" (dict "cidr" .cidr)) (omit . "cidr") (hasKey . "cidr") | toJson }}]
   ports: [{protocol: TCP, port: {{ $port }}}]
 {{- end }}
 {{- end -}}
