@@ -76,11 +76,17 @@ def deployment(owner: dict, name: str, labels: dict[str, str], selector: dict[st
 
 def service(owner: dict, name: str, labels: dict[str, str], selector: dict[str, str],
             ports: list[tuple[str, int, str | None]]) -> dict:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": meta.child_metadata(owner, name, labels),
-        "spec": {"selector": selector, "ports": [
-            {"name": n, "port": p, "targetPort": n, "protocol": "TCP",
-             **({"appProtocol": proto} if proto else {})} for n, p, proto in ports]},
-    }
+    """The workload's Service, exposed as the owner's spec.service says: ClusterIP by default;
+    NodePort or LoadBalancer for clients outside the cluster, keeping their address
+    (externalTrafficPolicy Local) for the slice's allowedIngress to judge."""
+    exposure = owner["spec"].get("service") or {}
+    kind = exposure.get("type", "ClusterIP")
+    metadata = meta.child_metadata(owner, name, labels)
+    if exposure.get("annotations"):
+        metadata["annotations"] = dict(exposure["annotations"])
+    spec: dict = {"type": kind, "selector": selector, "ports": [
+        {"name": n, "port": p, "targetPort": n, "protocol": "TCP",
+         **({"appProtocol": proto} if proto else {})} for n, p, proto in ports]}
+    if kind != "ClusterIP":
+        spec["externalTrafficPolicy"] = "Local"
+    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec}

@@ -230,3 +230,20 @@ def test_platform_components_reach_every_slice_and_the_namespace_enforces_restri
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     assert render_slice.namespace_security(_sample("MedicalSlice", "radiology"), "baseline")[
         "metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+
+
+def test_services_are_cluster_internal_unless_the_spec_exposes_them():
+    eis, ms = _sample("EdgeInferenceService", "chest-xray-triage"), _sample("MedicalSlice", "radiology")
+    internal = _by_kind(render_inference.children(eis, ms, ["mec-north"], SETTINGS))["Service"]
+    assert internal["spec"]["type"] == "ClusterIP" and "externalTrafficPolicy" not in internal["spec"]
+    exposed = copy.deepcopy(eis)
+    exposed["spec"]["service"] = {"type": "LoadBalancer",
+                                  "annotations": {"metallb.universe.tf/address-pool": "pacs"}}
+    svc = _by_kind(render_inference.children(exposed, ms, ["mec-north"], SETTINGS))["Service"]
+    # PACS workstations keep their address, so the slice's allowedIngress CIDR can admit them
+    assert svc["spec"]["type"] == "LoadBalancer" and svc["spec"]["externalTrafficPolicy"] == "Local"
+    assert svc["metadata"]["annotations"] == {"metallb.universe.tf/address-pool": "pacs"}
+    crf = copy.deepcopy(_sample("CareRobotFleet", "delivery-robots"))
+    crf["spec"]["service"] = {"type": "NodePort"}
+    svc = _by_kind(render_fleet.children(crf, ms, ["mec-east"], SETTINGS))["Service"]
+    assert svc["spec"]["type"] == "NodePort"  # the robots' gRPC from the hospital Wi-Fi
