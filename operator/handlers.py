@@ -132,11 +132,16 @@ class Operator:
         self.placements: dict[tuple, list[str]] = {}  # QoS-driven base stations per slice seen
         self.background: asyncio.Task | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # kopf's, set at startup
+        self.handler_context: contextvars.Context | None = None
 
     def bind(self, kwargs: dict) -> None:
         self.slices, self.stations = kwargs["slice_index"], kwargs["station_index"]
         self.workloads = kwargs["workload_index"]
         self.pods = kwargs["pod_index"]
+        if self.handler_context is None:
+            # kopf's context as handlers see it (its event queue included), for the re-checks:
+            # they run from a task started before kopf set all of it
+            self.handler_context = contextvars.copy_context()
 
     def nodes(self, max_age: float = 10.0) -> dict[str, station_status.NodeView]:
         """Node name -> zone, allocatable GPUs and readiness, listed at most every `max_age` s.
@@ -279,7 +284,8 @@ class Operator:
             if self.slices is None:
                 continue  # no handler has run yet: the indexes are not bound
             try:
-                await _in_thread(self.recheck_once)
+                await asyncio.get_running_loop().run_in_executor(
+                    None, self.handler_context.copy().run, self.recheck_once)
             except Exception:
                 log.exception("periodic re-check failed; next one in %s s",
                               self.settings.recheck_seconds)

@@ -46,9 +46,13 @@ def test_base_station_ready_follows_its_sites_nodes(cluster, operator):
         cordoned = wait_for(lambda: (c := _ready(cluster, bs)).get("reason") == "NodesNotReady" and c,
                             90, "NotReady once the site's only node takes no pods")
         assert f"{node['metadata']['name']}: cordoned" in cordoned["message"]
-        events = json.loads(cluster.kubectl("get", "events", "-A", "--field-selector",
-                                            f"involvedObject.name={bs}", "-o", "json").stdout)
-        assert {"NoNodes", "NodesReady"} <= {e["reason"] for e in events["items"]}
+
+        def reasons() -> set[str]:
+            events = json.loads(cluster.kubectl("get", "events", "-A", "--field-selector",
+                                                f"involvedObject.name={bs}", "-o", "json").stdout)
+            return {e["reason"] for e in events["items"]}
+        wait_for(lambda: {"NoNodes", "NodesReady", "NodesNotReady"} <= reasons(), 30,
+                 "an Event for each transition")
     finally:
         cluster.kubectl("delete", "node", node["metadata"]["name"], "--ignore-not-found", check=False)
         cluster.kubectl("delete", "basestation", bs, "--ignore-not-found", check=False)
