@@ -26,8 +26,8 @@ from medmec.operator import (admission, fleet_status, inference_status, kube, me
 from medmec.operator.conditions import condition, is_true, merge, without_times
 from medmec.operator.profiles import resolve_qos, snssai
 from medmec.operator.settings import OperatorSettings
-from medmec.operator.workload_status import (POD_PROBLEMS, READINESS_GRACE_SECONDS, PodView,
-                                             pod_view, slice_state, workload_status)
+from medmec.operator.workload_status import (POD_PROBLEMS, PodView, failing_readiness, pod_view,
+                                             slice_state, workload_status)
 
 log = logging.getLogger(__name__)
 MANAGED = {"app.kubernetes.io/managed-by": meta.FIELD_MANAGER}
@@ -500,18 +500,12 @@ async def _in_thread(fn: Callable, *args) -> None:
 
 def _probe_messages(namespace: str, pods: list[PodView]) -> dict[str, str]:
     """The last readiness-probe failure of each pod not ready past the grace (from Events)."""
-    now = time.time()
+    now = datetime.datetime.now(datetime.timezone.utc)
     messages = {}
     for pod in pods:
-        if pod.unready_since and not pod.problem and now - _epoch(pod.unready_since) > READINESS_GRACE_SECONDS:
-            message = kube.probe_failure(namespace, pod.name)
-            if message:
-                messages[pod.name] = message
+        if failing_readiness(pod, now) and (message := kube.probe_failure(namespace, pod.name)):
+            messages[pod.name] = message
     return messages
-
-
-def _epoch(timestamp: str) -> float:
-    return datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
 def _by_plural(plural: str) -> WorkloadKind:

@@ -72,12 +72,18 @@ def _seconds_since(timestamp: str, now: datetime.datetime) -> float:
     return (now - then).total_seconds()
 
 
+def failing_readiness(pod: PodView, now: datetime.datetime) -> bool:
+    """Whether a started container of the pod has been not ready for longer than the grace."""
+    return bool(pod.unready_since and not pod.problem
+                and _seconds_since(pod.unready_since, now) > READINESS_GRACE_SECONDS)
+
+
 def pod_problem(pod: PodView, now: datetime.datetime, probe_message: str | None = None
                 ) -> PodProblem | None:
     """The pod's container problem, readiness failures included once they outlast the grace."""
     if pod.problem:
         return pod.problem
-    if pod.unready_since and _seconds_since(pod.unready_since, now) > READINESS_GRACE_SECONDS:
+    if failing_readiness(pod, now):
         return PodProblem("ReadinessProbeFailed", pod.unready_container or "",
                           probe_message or "running but its readiness probe does not pass")
     return None
