@@ -21,7 +21,7 @@ from collections.abc import Callable
 import kopf
 
 from medmec.operator import (admission, fleet_status, inference_status, kube, meta, observe,
-                             placement, render_fleet, render_inference, render_nursing,
+                             peering, placement, render_fleet, render_inference, render_nursing,
                              render_slice, station_status)
 from medmec.operator.conditions import condition, is_true, merge, without_times
 from medmec.operator.profiles import resolve_qos, snssai
@@ -284,11 +284,22 @@ class Operator:
             if self.slices is None:
                 continue  # no handler has run yet: the indexes are not bound
             try:
+                if await asyncio.to_thread(self.standing_by):
+                    continue  # kopf has paused this replica: the active one re-checks
                 await asyncio.get_running_loop().run_in_executor(
                     None, self.handler_context.copy().run, self.recheck_once)
             except Exception:
                 log.exception("periodic re-check failed; next one in %s s",
                               self.settings.recheck_seconds)
+
+    def standing_by(self) -> bool:
+        """Whether another replica is the active one (as kopf's peering decides)."""
+        if not self.settings.peering:
+            return False
+        # with a list of namespaces every replica joins the peering object of each of them
+        namespace = self.settings.namespaces[0] if self.settings.namespaces else None
+        return peering.standing_by(kube.peering_status(self.settings.peering, namespace),
+                                   self.settings.peering_priority)
 
     def recheck_once(self) -> None:
         self.reconcile_waiting()

@@ -149,3 +149,17 @@ def configmap_value(namespace: str, name: str, key: str) -> str | None:
             return None
         raise
     return (cm.data or {}).get(key)
+
+
+def peering_status(name: str, namespace: str | None) -> dict:
+    """The status (the peers' records) of kopf's peering object; {} when it does not exist."""
+    custom = client.CustomObjectsApi(api())
+    try:
+        obj = (custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", name)
+               if namespace is None else
+               custom.get_namespaced_custom_object("kopf.dev", "v1", namespace, "kopfpeerings", name))
+    except ApiException as err:
+        if err.status == 404:
+            return {}
+        raise
+    return obj.get("status") or {}

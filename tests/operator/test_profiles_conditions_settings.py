@@ -63,3 +63,22 @@ def test_peering_priorities_of_one_deployments_pods_differ_and_are_stable():
                                           "MEDMEC_OPERATOR_PRIORITY": "7"})
     assert explicit.peering_priority == 7
     assert OperatorSettings().peering_priority == 0
+
+
+def test_a_replica_stands_by_like_kopf_decides():
+    import datetime
+
+    from medmec.operator.peering import standing_by
+    now = datetime.datetime(2026, 12, 2, 0, 0, 30, tzinfo=datetime.timezone.utc)
+
+    def peer(priority, seen="2026-12-02T00:00:25+00:00", lifetime=15):
+        return {"priority": priority, "lifetime": lifetime, "lastseen": seen}
+    me = peer(500)
+    assert not standing_by({"me": me}, 500, now)
+    assert not standing_by({"me": me, "low": peer(40)}, 500, now)
+    assert standing_by({"me": me, "high": peer(9000)}, 500, now)
+    # a higher peer that stopped heart-beating is gone: this replica takes over
+    assert not standing_by({"me": me, "high": peer(9000, "2026-12-02T00:00:00+00:00")}, 500, now)
+    # two of one priority: kopf pauses both
+    assert standing_by({"me": me, "twin": peer(500)}, 500, now)
+    assert not standing_by({}, 500, now) and not standing_by({"x": None, "y": "junk"}, 500, now)
