@@ -58,7 +58,8 @@ def install_and_run_operator(folder: Path, kubeconfig: str, work: Path, store_se
     from medmec.operator import devtools
     from medmec.workloads.gitops import helmchart
 
-    store = {"modelStore.endpoint": store_server.endpoint,
+    # the demo's model store is a local process for now: no in-cluster MinIO
+    store = {"modelStore.minio.enabled": False, "modelStore.endpoint": store_server.endpoint,
              "modelStore.credentials": {"accessKey": store_server.settings.access_key,
                                         "secretKey": store_server.settings.secret_key}}
     helmchart.install_hospital(kubeconfig, HOSPITAL, set_values=store)

@@ -17,6 +17,9 @@ class Station:
     zone: str
     uplink_mbps: int
     downlink_mbps: int
+    # as watched, for the status writer; no part of admission
+    uid: str = dataclasses.field(default="", compare=False)
+    conditions: tuple = dataclasses.field(default=(), compare=False)
 
 
 @dataclasses.dataclass(frozen=True)

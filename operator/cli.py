@@ -49,6 +49,6 @@ def _run(args: argparse.Namespace) -> int:
                 if settings.liveness_port else None)
     kopf.run(registry=registry, clusterwide=not settings.namespaces,
              namespaces=settings.namespaces, peering_name=settings.peering or None,
-             standalone=not settings.peering, priority=settings.priority,
+             standalone=not settings.peering, priority=settings.peering_priority,
              liveness_endpoint=liveness)
     return 0

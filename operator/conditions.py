@@ -21,7 +21,7 @@ def merge(old: list[dict] | None, new: list[dict], generation: int | None, at: s
     for cond in new:
         before = previous.get(cond["type"])
         same = before is not None and before.get("status") == cond["status"]
-        merged.append({**cond, "observedGeneration": generation,
+        merged.append({**cond, **({"observedGeneration": generation} if generation is not None else {}),
                        "lastTransitionTime": before.get("lastTransitionTime", at) if same else at})
     return merged
 

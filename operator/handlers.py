@@ -12,6 +12,7 @@ import asyncio
 import collections
 import contextvars
 import dataclasses
+import datetime
 import logging
 import threading
 import time
@@ -19,19 +20,21 @@ from collections.abc import Callable
 
 import kopf
 
-from medmec.operator import (admission, fleet_status, kube, meta, observe, placement,
-                             render_fleet, render_inference, render_nursing, render_slice)
+from medmec.operator import (admission, fleet_status, inference_status, kube, meta, observe,
+                             peering, placement, render_fleet, render_inference, render_nursing,
+                             render_slice, station_status)
 from medmec.operator.conditions import condition, is_true, merge, without_times
 from medmec.operator.profiles import resolve_qos, snssai
 from medmec.operator.settings import OperatorSettings
-from medmec.operator.workload_status import PodView, pod_view, slice_state, workload_status
+from medmec.operator.workload_status import (POD_PROBLEMS, PodView, failing_readiness, pod_view,
+                                             slice_state, workload_status)
 
 log = logging.getLogger(__name__)
 MANAGED = {"app.kubernetes.io/managed-by": meta.FIELD_MANAGER}
 RETRY_SECONDS = 5.0
 # condition reasons that mean the user has something to fix: each change posts an Event
 USER_PROBLEMS = {"SliceNotFound", "SliceNotAdmitted", "NoZones", "Unschedulable", "ModelNotInStore",
-                 "MapNotFound", "InvalidMap", "RobotHomeNotOnMap"}
+                 "MapNotFound", "InvalidMap", "RobotHomeNotOnMap", *POD_PROBLEMS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +79,7 @@ WORKLOADS = {
         lambda b: b["spec"].get("scaling", {}).get("minReplicas", 1),
         lambda b: {"endpoints": render_inference.endpoints(b),
                    "servedVersions": render_inference.served_versions(b["spec"])},
-        _eis_problem, follows_qos=True),
+        _eis_problem, follows_qos=True, live_status=inference_status.live_status),
     "CareRobotFleet": WorkloadKind(
         "CareRobotFleet", "carerobotfleets", "dispatch", render_fleet.children,
         (("Deployment", render_fleet.child_name), ("Service", render_fleet.child_name),
@@ -124,26 +127,29 @@ class Operator:
         self.status_locks: collections.defaultdict = collections.defaultdict(threading.Lock)
         # kopf indexes, bound by the first handler that runs
         self.slices = self.stations = self.workloads = self.pods = None
-        self._nodes: tuple[float, dict[str, tuple[str, int]]] = (0.0, {})
+        self._nodes: tuple[float, dict[str, station_status.NodeView]] = (0.0, {})
         self.debounced: set[tuple] = set()
         self.placements: dict[tuple, list[str]] = {}  # QoS-driven base stations per slice seen
         self.background: asyncio.Task | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # kopf's, set at startup
+        self.handler_context: contextvars.Context | None = None
 
     def bind(self, kwargs: dict) -> None:
         self.slices, self.stations = kwargs["slice_index"], kwargs["station_index"]
         self.workloads = kwargs["workload_index"]
         self.pods = kwargs["pod_index"]
+        if self.handler_context is None:
+            # kopf's context as handlers see it (its event queue included), for the re-checks:
+            # they run from a task started before kopf set all of it
+            self.handler_context = contextvars.copy_context()
 
-    def nodes(self, max_age: float = 10.0) -> dict[str, tuple[str, int]]:
-        """Node name -> (zone, allocatable GPUs), listed at most every `max_age` seconds.
+    def nodes(self, max_age: float = 10.0) -> dict[str, station_status.NodeView]:
+        """Node name -> zone, allocatable GPUs and readiness, listed at most every `max_age` s.
 
         Listed rather than watched: nodes change with every heartbeat, zones and GPUs seldom."""
         listed_at, nodes = self._nodes
         if time.monotonic() - listed_at > max_age:
-            nodes = {n["name"]: (n["labels"].get(meta.ZONE_LABEL, ""),
-                                 int(str(n["allocatable"].get(meta.GPU_RESOURCE, "0")) or 0))
-                     for n in kube.list_nodes()}
+            nodes = {v.name: v for v in map(station_status.node_view, kube.list_nodes())}
             self._nodes = (time.monotonic(), nodes)
         return nodes
 
@@ -206,6 +212,7 @@ class Operator:
             if decision and decision.admitted:
                 priority = ms["spec"].get("priority", "standard")
                 kube.apply(render_slice.priority_class(priority))
+                kube.apply(render_slice.namespace_security(ms, self.settings.pod_security_level))
                 for obj in render_slice.children(ms, qos, zones):
                     kube.apply(obj)
                 isolation = ms["spec"].get("isolation", "strict")
@@ -277,10 +284,22 @@ class Operator:
             if self.slices is None:
                 continue  # no handler has run yet: the indexes are not bound
             try:
-                await _in_thread(self.recheck_once)
+                if await asyncio.to_thread(self.standing_by):
+                    continue  # kopf has paused this replica: the active one re-checks
+                await asyncio.get_running_loop().run_in_executor(
+                    None, self.handler_context.copy().run, self.recheck_once)
             except Exception:
                 log.exception("periodic re-check failed; next one in %s s",
                               self.settings.recheck_seconds)
+
+    def standing_by(self) -> bool:
+        """Whether another replica is the active one (as kopf's peering decides)."""
+        if not self.settings.peering:
+            return False
+        # with a list of namespaces every replica joins the peering object of each of them
+        namespace = self.settings.namespaces[0] if self.settings.namespaces else None
+        return peering.standing_by(kube.peering_status(self.settings.peering, namespace),
+                                   self.settings.peering_priority)
 
     def recheck_once(self) -> None:
         self.reconcile_waiting()
@@ -289,9 +308,10 @@ class Operator:
             body = _one(self.workloads, (plural, ns, name))
             if body is not None:
                 self.reconcile_workload(_by_plural(plural), body)
-        for plural, ns, name in list(self.workloads.keys()):  # e.g. a fleet's robots online
-            if _by_plural(plural).live_status:
-                self.status_soon(_by_plural(plural), ns, name)
+        # a fleet's robots online, a readiness probe failing past its grace: things that
+        # change without a watch event of ours (written only when something changed)
+        for plural, ns, name in list(self.workloads.keys()):
+            self.status_soon(_by_plural(plural), ns, name)
 
     def reconcile_waiting(self) -> None:
         """Reconcile the slices whose written status does not show them admitted."""
@@ -327,15 +347,25 @@ class Operator:
         with observe.reconcile("BaseStation", None, name), self.status_locks[key]:
             claims = self._claims()
             usage = admission.usage_by_station({name: station}, claims, self.decisions)[name]
-            nodes = self.nodes()
-            gpu_nodes = sorted(n for n, (zone, gpus) in nodes.items() if zone == station.zone and gpus)
-            gpus = sum(g for zone, g in nodes.values() if zone == station.zone)
+            nodes = list(self.nodes().values())
+            site = [n for n in nodes if n.zone == station.zone]
+            ready = station_status.ready_condition(station.zone, nodes)
+            old = self.written.get(key) or {"conditions": list(station.conditions)}
             status = {"allocatedUplinkMbps": usage.uplink_mbps,
                       "allocatedDownlinkMbps": usage.downlink_mbps,
-                      "slices": usage.slices, "gpuNodes": gpu_nodes, "allocatableGPUs": gpus}
-            if self.written.get(key) != status:
+                      "slices": usage.slices,
+                      "gpuNodes": sorted(n.name for n in site if n.gpus),
+                      "allocatableGPUs": sum(n.gpus for n in site),
+                      "conditions": merge(old.get("conditions"), [ready], None)}
+            if not _same(old, status):
                 kube.patch_status("basestations", None, name, status)
                 self.written[key] = status
+                was = next((c for c in old.get("conditions") or [] if c["type"] == "Ready"), {})
+                if (was.get("status"), was.get("reason")) != (ready["status"], ready["reason"]):
+                    kopf.event({"apiVersion": meta.API_VERSION, "kind": "BaseStation",
+                                "metadata": {"name": name, "uid": station.uid}},
+                               type="Normal" if ready["status"] == "True" else "Warning",
+                               reason=ready["reason"], message=ready["message"])
 
     # ---- workloads (inference, dispatch, nursing) --------------------------------------
 
@@ -404,11 +434,13 @@ class Operator:
             slice_name = body["spec"]["sliceRef"]["name"]
             ms, zones = self._slice_of(ns, slice_name, wk)
             state = slice_state(ms, slice_name, zones)
-            node_zones = {n: zone for n, (zone, _) in self.nodes().items()}
+            node_zones = {n.name: n.zone for n in self.nodes().values()}
             generation = body["metadata"]["generation"]
-            computed = workload_status(state, self._pods(wk, ns, name), node_zones,
+            pods = self._pods(wk, ns, name)
+            computed = workload_status(state, pods, node_zones,
                                        wk.want_ready(body), self.problems.get(key),
-                                       applied=self.applied.get(key, 0) >= generation)
+                                       applied=self.applied.get(key, 0) >= generation,
+                                       probe_messages=_probe_messages(ns, pods))
             old = self.written.get(key) or body["status"]
             live = wk.live_status(body, self.settings, key in self.applied) if wk.live_status else {}
             status = {**computed, **wk.extra_status(body), **live, "observedGeneration": generation,
@@ -481,6 +513,16 @@ async def _in_thread(fn: Callable, *args) -> None:
     await asyncio.get_running_loop().run_in_executor(None, contextvars.copy_context().run, fn, *args)
 
 
+def _probe_messages(namespace: str, pods: list[PodView]) -> dict[str, str]:
+    """The last readiness-probe failure of each pod not ready past the grace (from Events)."""
+    now = datetime.datetime.now(datetime.timezone.utc)
+    messages = {}
+    for pod in pods:
+        if failing_readiness(pod, now) and (message := kube.probe_failure(namespace, pod.name)):
+            messages[pod.name] = message
+    return messages
+
+
 def _by_plural(plural: str) -> WorkloadKind:
     return next(w for w in WORKLOADS.values() if w.plural == plural)
 
@@ -522,6 +564,9 @@ def register(settings: OperatorSettings, registry: kopf.OperatorRegistry | None 
             prefix=group, key="last-handled-configuration")
         settings.posting.level = logging.WARNING  # Events for problems, not for every success
         settings.execution.max_workers = op.settings.workers
+        # a standby takes over this long after an active replica vanished without a word
+        # (a graceful stop hands over at once: kopf removes its peering record on exit)
+        settings.peering.lifetime = op.settings.peering_lifetime_seconds
 
     # ---- indexes: the whole picture every decision is made from -----------------------
 
@@ -530,8 +575,9 @@ def register(settings: OperatorSettings, registry: kopf.OperatorRegistry | None 
         return {(namespace, name): _plain(body)}
 
     @kopf.index(group, "basestations", id="station_index", registry=registry)
-    def station_index(name, spec, **_):
-        return {name: admission.Station(name, spec["zone"], spec["uplinkMbps"], spec["downlinkMbps"])}
+    def station_index(name, spec, status, uid, **_):
+        return {name: admission.Station(name, spec["zone"], spec["uplinkMbps"], spec["downlinkMbps"],
+                                        uid, tuple(dict(c) for c in status.get("conditions") or []))}
 
     @kopf.index("pods", labels=MANAGED, id="pod_index", registry=registry)
     def pod_index(namespace, labels, body, **_):

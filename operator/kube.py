@@ -24,6 +24,7 @@ KINDS = {
     "HorizontalPodAutoscaler": ("/apis/autoscaling/v2", "horizontalpodautoscalers", True),
     "PodDisruptionBudget": ("/apis/policy/v1", "poddisruptionbudgets", True),
     "NetworkPolicy": ("/apis/networking.k8s.io/v1", "networkpolicies", True),
+    "Namespace": ("/api/v1", "namespaces", False),
     "PriorityClass": ("/apis/scheduling.k8s.io/v1", "priorityclasses", False),
     "PersistentVolume": ("/api/v1", "persistentvolumes", False),
     "CustomResourceDefinition": ("/apis/apiextensions.k8s.io/v1", "customresourcedefinitions", False),
@@ -125,10 +126,18 @@ def patch_status(plural: str, namespace: str | None, name: str, status: dict) ->
 
 
 def list_nodes() -> list[dict]:
-    """Every node as (name, labels, allocatable), read in one call."""
-    nodes = client.CoreV1Api(api()).list_node().items
-    return [{"name": n.metadata.name, "labels": n.metadata.labels or {},
-             "allocatable": (n.status.allocatable or {}) if n.status else {}} for n in nodes]
+    """Every node (metadata, spec, status as the API serializes them), read in one call."""
+    core = client.CoreV1Api(api())
+    return [api().sanitize_for_serialization(n) for n in core.list_node().items]
+
+
+def probe_failure(namespace: str, pod: str) -> str | None:
+    """The message of the kubelet's latest Unhealthy Event (a failed probe) about a pod."""
+    events = client.CoreV1Api(api()).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={pod},reason=Unhealthy").items
+    latest = max(events, key=lambda e: e.last_timestamp or e.event_time or e.metadata.creation_timestamp,
+                 default=None)
+    return latest.message if latest is not None else None
 
 
 def configmap_value(namespace: str, name: str, key: str) -> str | None:
@@ -140,3 +149,17 @@ def configmap_value(namespace: str, name: str, key: str) -> str | None:
             return None
         raise
     return (cm.data or {}).get(key)
+
+
+def peering_status(name: str, namespace: str | None) -> dict:
+    """The status (the peers' records) of kopf's peering object; {} when it does not exist."""
+    custom = client.CustomObjectsApi(api())
+    try:
+        obj = (custom.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", name)
+               if namespace is None else
+               custom.get_namespaced_custom_object("kopf.dev", "v1", namespace, "kopfpeerings", name))
+    except ApiException as err:
+        if err.status == 404:
+            return {}
+        raise
+    return obj.get("status") or {}

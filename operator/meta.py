@@ -7,6 +7,16 @@ API_VERSION = f"{GROUP}/{VERSION}"
 FIELD_MANAGER = "medmec-operator"
 
 SLICE_LABEL = f"{GROUP}/slice"
+# Pods with this label (the operator, QoS prober, console, metrics scrapers) reach every
+# slice's pods: the one platform selector of the slices' NetworkPolicies.
+PLATFORM_LABEL = f"{GROUP}/platform"
+PLATFORM_SELECTOR = {PLATFORM_LABEL: "true"}
+
+
+def pod_security_labels(level: str = "restricted") -> dict[str, str]:
+    """Pod Security Admission labels: the API server enforces `level` in the namespace."""
+    return {**{f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")},
+            "pod-security.kubernetes.io/enforce-version": "latest"}
 PRIORITIES = {"critical": 1_000_000, "high": 100_000, "standard": 10_000}
 ZONE_LABEL = "topology.kubernetes.io/zone"
 BASE_STATION_LABEL = f"{GROUP}/base-station"

@@ -48,7 +48,9 @@ def deployment(crf: dict, ms: dict, zones: list[str], settings: OperatorSettings
             "imagePullPolicy": settings.image_pull_policy,
             "command": ["medmec", "serve", "dispatch", "--grpc-port", str(GRPC_PORT),
                         "--http-port", str(HTTP_PORT), "--map", f"{MAP_DIR}/map.json",
-                        "--state-dir", STATE_DIR],
+                        "--state-dir", STATE_DIR,
+                        # robots and dispatch policy, re-read when the fleet's spec changes
+                        "--fleet-settings", f"{FLEET_DIR}/fleet.json"],
             "ports": [{"name": "grpc", "containerPort": GRPC_PORT},
                       {"name": "http", "containerPort": HTTP_PORT}],
             "resources": {"requests": {"cpu": "500m", "memory": "512Mi"},

@@ -159,7 +159,7 @@ def deployment(eis: dict, ms: dict, zones: list[str], settings: OperatorSettings
             "strategy": pods.ROLLING,
             "template": {"metadata": {"labels": labels,
                                       "annotations": {f"{meta.GROUP}/model-sha256": model["sha256"]}},
-                         "spec": pod_spec},
+                         "spec": pods.restricted(pod_spec)},
         },
     }
 

@@ -45,7 +45,9 @@ def deployment(cns: dict, ms: dict, zones: list[str], settings: OperatorSettings
     spec = cns["spec"]
     name = child_name(cns)
     args = ["medmec", "serve", "nursing", "--http-port", str(HTTP_PORT),
-            "--grpc-port", str(GRPC_PORT)]
+            "--grpc-port", str(GRPC_PORT),
+            # early-warning thresholds, re-read when the service's spec changes
+            "--settings", f"{CONFIG_DIR}/nursing.json"]
     mounts = [{"name": "tokens", "mountPath": TOKENS_DIR, "readOnly": True},
               {"name": "settings", "mountPath": CONFIG_DIR, "readOnly": True}]
     volumes = [{"name": "tokens", "secret": {"secretName": spec["tokensSecretRef"]["name"],

@@ -54,12 +54,14 @@ def _peer(entry: dict) -> dict:
 
 def network_policy(ms: dict) -> dict:
     """Ingress to the slice's pods: from the same slice (strict) or the same namespace
-    (shared), plus the declared allowedIngress."""
+    (shared), from the platform's own components (meta.PLATFORM_SELECTOR, any namespace),
+    plus the declared allowedIngress (robots, handhelds, PACS)."""
     name = ms["metadata"]["name"]
     spec = ms["spec"]
     same = ({"podSelector": {"matchLabels": {meta.SLICE_LABEL: name}}}
             if spec.get("isolation", "strict") == "strict" else {"podSelector": {}})
-    rules = [{"from": [same]}]
+    platform = {"namespaceSelector": {}, "podSelector": {"matchLabels": dict(meta.PLATFORM_SELECTOR)}}
+    rules = [{"from": [same]}, {"from": [platform]}]
     for entry in spec.get("allowedIngress") or []:
         rule: dict = {"from": [_peer(entry)]}
         if entry.get("ports"):
@@ -100,6 +102,15 @@ def qos_configmap(ms: dict, qos: QoS, zones: list[str]) -> dict:
         "metadata": meta.child_metadata(ms, f"{ms['metadata']['name']}-qos", _slice_labels(ms)),
         "data": {"qos.json": json.dumps(contract, indent=2, sort_keys=True) + "\n"},
     }
+
+
+def namespace_security(ms: dict, level: str = "restricted") -> dict:
+    """The slice's namespace enforces a Pod Security Standard (restricted: the API server
+    refuses a pod that runs as root, escalates privileges or keeps capabilities there).
+    Applied (labels only) whoever created the namespace."""
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": ms["metadata"]["namespace"],
+                         "labels": meta.pod_security_labels(level)}}
 
 
 def children(ms: dict, qos: QoS, zones: list[str]) -> list[dict]:

@@ -101,7 +101,8 @@ def test_priority_classes_are_the_operators():
     from medmec.operator import render_slice
     docs = template()
     classes = {d["metadata"]["name"]: d for d in by_kind(docs, "PriorityClass")}
-    assert set(classes) == {meta.priority_class_name(p) for p in meta.PRIORITIES}
+    # the clinical ones, and the platform's own (tested with the operator's peers)
+    assert set(classes) == {meta.priority_class_name(p) for p in meta.PRIORITIES} | {"medmec-platform"}
     for priority in meta.PRIORITIES:
         ours, operators = classes[meta.priority_class_name(priority)], render_slice.priority_class(priority)
         for field in ("value", "globalDefault", "preemptionPolicy", "description"):
@@ -133,6 +134,11 @@ def test_namespace_not_created_when_told_not_to():
     assert len(by_kind(docs, "MedicalSlice")) == 1
 
 
+def _operator_bindings(docs: list[dict], kind: str) -> list[dict]:
+    """The bindings of the operator's ServiceAccount (the prober, console and test have theirs)."""
+    return [b for b in by_kind(docs, kind) if b["subjects"][0]["name"] == "medmec-operator"]
+
+
 def _rules(docs: list[dict]) -> list[dict]:
     return [r for d in docs if d["kind"] in ("ClusterRole", "Role") for r in d["rules"]]
 
@@ -150,7 +156,7 @@ def test_rbac_never_grants_secrets_or_wildcards(hospital):
 
 def test_rbac_cluster_wide_without_watch_namespaces():
     docs = template([hospital_values("st-luke")])
-    bindings = by_kind(docs, "ClusterRoleBinding")
+    bindings = _operator_bindings(docs, "ClusterRoleBinding")
     assert {b["roleRef"]["name"] for b in bindings} == {"medmec-operator-cluster",
                                                         "medmec-operator-namespaced"}
     assert by_kind(docs, "RoleBinding") == []
@@ -166,7 +172,7 @@ def test_rbac_namespaced_with_watch_namespaces():
     bindings = by_kind(docs, "RoleBinding")
     assert sorted(b["metadata"]["namespace"] for b in bindings) == served
     assert {b["roleRef"]["name"] for b in bindings} == {"medmec-operator-namespaced"}
-    assert [b["roleRef"]["name"] for b in by_kind(docs, "ClusterRoleBinding")] == \
+    assert [b["roleRef"]["name"] for b in _operator_bindings(docs, "ClusterRoleBinding")] == \
         ["medmec-operator-cluster"]
     assert sorted(p["metadata"]["namespace"] for p in by_kind(docs, "KopfPeering")) == served
     assert by_kind(docs, "ClusterKopfPeering") == []
@@ -177,13 +183,19 @@ def test_rbac_namespaced_with_watch_namespaces():
     assert not cluster_resources & {"medicalslices", "deployments", "configmaps", "pods"}
 
 
+def _component(docs: list[dict], component: str, kind: str = "Deployment") -> list[dict]:
+    return [d for d in by_kind(docs, kind)
+            if d["metadata"]["labels"].get("app.kubernetes.io/component") == component]
+
+
 def _operator(docs: list[dict]) -> dict:
-    [deployment] = by_kind(docs, "Deployment")
+    [deployment] = _component(docs, "operator")
     return deployment
 
 
 def _operator_env(docs: list[dict]) -> dict[str, str]:
-    return {e["name"]: e["value"] for e in _operator(docs)["spec"]["template"]["spec"]["containers"][0]["env"]}
+    return {e["name"]: e["value"] for e in _operator(docs)["spec"]["template"]["spec"]["containers"][0]["env"]
+            if "value" in e}
 
 
 def test_operator_deployment_runs_the_medmec_command_hardened():
@@ -212,13 +224,208 @@ def test_operator_settings_accept_the_rendered_environment():
     assert settings.image == "ghcr.io/medmec/medmec:0.1.0"
 
 
-def test_model_store_secrets_only_with_credentials():
-    assert by_kind(template([hospital_values("st-luke")]), "Secret") == []
+def _store_secrets(docs: list[dict]) -> dict[str, dict[str, str]]:
+    """namespace -> decoded keys of the model-store Secrets."""
+    import base64
+    return {s["metadata"]["namespace"]: {k: base64.b64decode(v).decode() for k, v in s["data"].items()}
+            for s in by_kind(docs, "Secret")
+            if s["metadata"]["labels"].get("app.kubernetes.io/component") == "model-store"}
+
+
+def test_model_store_credentials_generated_when_none_given_and_the_same_everywhere():
+    docs = template([hospital_values("st-luke")])
+    secrets = _store_secrets(docs)
+    assert sorted(secrets) == ["imaging", "logistics", "medmec-system", "surgery", "wards"]
+    generated = secrets["medmec-system"]
+    assert len(generated["secret-key"]) == 40 and generated["access-key"].startswith("medmec-")
+    assert all(keys == generated for keys in secrets.values())
+    # generated anew only when no Secret exists (helm `lookup` reads the kept one on upgrades:
+    # tests e2e/tests/chart); a second render without a cluster generates other keys
+    assert _store_secrets(template([hospital_values("st-luke")]))["medmec-system"] != generated
+    [kept] = [s for s in by_kind(docs, "Secret") if s["metadata"]["namespace"] == "medmec-system"
+              and s["metadata"]["name"] == "medmec-model-store"]
+    assert kept["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    # MinIO's root user is that Secret
+    minio = _component(docs, "model-store")[0]["spec"]["template"]["spec"]["containers"][0]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in minio["env"] if "valueFrom" in e}
+    assert refs["MINIO_ROOT_USER"] == {"name": "medmec-model-store", "key": "access-key"}
+
+
+def test_model_store_credentials_given_or_left_to_the_user():
     docs = template([hospital_values("st-luke")],
-                    set_values={"modelStore.credentials": {"accessKey": "a", "secretKey": "b"}})
-    secrets = by_kind(docs, "Secret")
-    assert sorted(s["metadata"]["namespace"] for s in secrets) == ["imaging", "logistics", "surgery", "wards"]
-    assert secrets[0]["stringData"] == {"access-key": "a", "secret-key": "b"}
+                    set_values={"modelStore.credentials": {"accessKey": "ai-team", "secretKey": "s3cr3t-s3cr3t"}})
+    assert all(keys == {"access-key": "ai-team", "secret-key": "s3cr3t-s3cr3t"}
+               for keys in _store_secrets(docs).values())
+    assert _store_secrets(template([hospital_values("st-luke")],
+                                   set_values={"modelStore.manageSecrets": False})) == {}
+
+
+def test_in_cluster_minio_by_default_and_an_existing_store_instead():
+    docs = template([hospital_values("st-luke")], set_values={
+        "modelStore.minio.image": {"repository": "localhost/medmec-minio", "tag": "3f2a9c1"}})
+    [deployment] = _component(docs, "model-store")
+    pod = deployment["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["image"] == "localhost/medmec-minio:3f2a9c1"
+    assert container["args"][:2] == ["server", "/data"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/minio/health/ready"
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": "medmec-minio"}} in pod["volumes"]
+    [claim] = _component(docs, "model-store", "PersistentVolumeClaim")
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    [service] = _component(docs, "model-store", "Service")
+    assert service["spec"]["ports"][0]["port"] == 9000
+    assert _operator_env(docs)["MEDMEC_OPERATOR_STORE_ENDPOINT"] == "medmec-minio.medmec-system.svc:9000"
+
+    external = template([hospital_values("st-luke")], set_values={
+        "modelStore.minio.enabled": False, "modelStore.endpoint": "s3.hospital.example:443",
+        "modelStore.secure": True})
+    assert _component(external, "model-store") == []
+    assert _operator_env(external)["MEDMEC_OPERATOR_STORE_ENDPOINT"] == "s3.hospital.example:443"
+    with pytest.raises(HelmError, match="modelStore.endpoint is required"):
+        template(set_values={"modelStore.minio.enabled": False})
+    no_volume = template(set_values={"modelStore.minio.persistence.enabled": False})
+    assert _component(no_volume, "model-store", "PersistentVolumeClaim") == []
+
+
+def _pods(docs: list[dict]) -> list[tuple[str, dict]]:
+    pods = [(f"{d['kind']} {d['metadata']['name']}", d["spec"]["template"]["spec"])
+            for d in docs if d["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job")]
+    return pods + [(f"Pod {d['metadata']['name']}", d["spec"]) for d in by_kind(docs, "Pod")]
+
+
+@pytest.mark.parametrize("hospital", HOSPITALS)
+def test_every_pod_meets_the_restricted_pod_security_standard(hospital):
+    pods = _pods(template([hospital_values(hospital)]))
+    assert len(pods) >= 5  # operator, MinIO, prober, console, reflectors, the helm test
+    for what, pod in pods:
+        sc = pod["securityContext"]
+        assert sc["runAsNonRoot"] is True and sc["seccompProfile"] == {"type": "RuntimeDefault"}, what
+        assert sc["fsGroup"] == 10001, what  # volumes writable by the image's user
+        for c in pod.get("initContainers", []) + pod["containers"]:
+            csc = c["securityContext"]
+            assert csc["allowPrivilegeEscalation"] is False, what
+            assert csc["capabilities"] == {"drop": ["ALL"]}, what
+            assert csc["readOnlyRootFilesystem"] is True, what
+        assert not any("hostPath" in v for v in pod.get("volumes", [])), what
+        assert pod.get("priorityClassName") not in ("system-cluster-critical", "system-node-critical"), what
+
+
+def test_slice_namespaces_enforce_the_restricted_standard():
+    from medmec.operator.meta import pod_security_labels
+    for namespace in by_kind(template([hospital_values("st-luke")]), "Namespace"):
+        labels = namespace["metadata"]["labels"]
+        assert {k: labels[k] for k in pod_security_labels()} == pod_security_labels()
+    baseline = by_kind(template([hospital_values("st-luke")], set_values={"podSecurity.level": "baseline"}),
+                       "Namespace")[0]["metadata"]["labels"]
+    assert baseline["pod-security.kubernetes.io/enforce"] == "baseline"
+
+
+def test_operator_replicas_are_peers_with_priorities_from_their_pod_names():
+    docs = template([hospital_values("st-luke")])
+    operator = _operator(docs)
+    assert operator["spec"]["replicas"] == 2
+    # one ReplicaSet at a time, so the live replicas' names (and priorities) differ
+    assert operator["spec"]["strategy"] == {"type": "Recreate"}
+    pod = operator["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["MEDMEC_OPERATOR_POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert "MEDMEC_OPERATOR_PRIORITY" not in env  # a fixed priority would be shared by both
+    assert pod["priorityClassName"] == "medmec-platform"
+    assert pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    [budget] = _component(docs, "operator", "PodDisruptionBudget")
+    assert budget["spec"]["minAvailable"] == 1
+    classes = {c["metadata"]["name"]: c for c in by_kind(docs, "PriorityClass")}
+    platform = classes["medmec-platform"]
+    assert platform["value"] > max(meta.PRIORITIES.values()) and platform["preemptionPolicy"] == "Never"
+    with pytest.raises(HelmError, match="/operator/priorityClassName"):
+        template(set_values={"operator.priorityClassName": "system-cluster-critical"})
+
+
+def test_qos_prober_reflectors_and_console_are_deployed_with_their_rbac():
+    docs = template([hospital_values("st-luke")])
+    values = yaml.safe_load(hospital_values("st-luke").read_text())
+    reflectors = _component(docs, "qos-reflector")
+    assert len(reflectors) == len(values["baseStations"])
+    for station, reflector in zip(values["baseStations"], reflectors):
+        pod = reflector["spec"]["template"]["spec"]
+        term = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert term["nodeSelectorTerms"][0]["matchExpressions"][0]["values"] == [station["zone"]]
+        assert pod["containers"][0]["args"] == ["serve", "qos-reflector", "--port", "7070"]
+    [prober] = _component(docs, "qos-prober")
+    args = prober["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[:2] == ["qos", "run"]
+    links = [args[i + 1] for i, a in enumerate(args) if a == "--link"]
+    assert links == [f"{b['name']}=medmec-reflector-{b['name']}.medmec-system.svc:7070"
+                     for b in values["baseStations"]]
+    assert {s["metadata"]["name"] for s in _component(docs, "qos-reflector", "Service")} == \
+        {f"medmec-reflector-{b['name']}" for b in values["baseStations"]}
+    [prober_role] = _component(docs, "qos-prober", "ClusterRole")
+    assert {"apiGroups": ["medmec.io"], "resources": ["medicalslices/status"], "verbs": ["patch"]} \
+        in prober_role["rules"]
+    [console] = _component(docs, "console")
+    container = console["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:2] == ["serve", "console"]
+    [console_role] = _component(docs, "console", "ClusterRole")
+    verbs = {v for r in console_role["rules"] for v in r["verbs"]}
+    assert verbs <= {"get", "list"}  # read-only
+    for component in ("qos-prober", "console"):
+        [binding] = _component(docs, component, "ClusterRoleBinding")
+        [deployment] = _component(docs, component)
+        assert binding["subjects"][0]["name"] == deployment["spec"]["template"]["spec"]["serviceAccountName"]
+        # the platform selector: their pods reach every slice
+        assert deployment["spec"]["template"]["metadata"]["labels"]["medmec.io/platform"] == "true"
+    off = template([hospital_values("st-luke")], set_values={"qos.enabled": False, "console.enabled": False})
+    assert not _component(off, "qos-prober") + _component(off, "qos-reflector") + _component(off, "console")
+
+
+def test_console_token_generated_once_or_given():
+    import base64
+    docs = template()
+    [secret] = [s for s in by_kind(docs, "Secret") if s["metadata"]["name"] == "medmec-console-tokens"]
+    [token] = base64.b64decode(secret["data"]["tokens"]).decode().split()
+    assert len(token) == 32
+    given = template(set_values={"console.tokens": ["a" * 16, "b" * 20]})
+    [secret] = [s for s in by_kind(given, "Secret") if s["metadata"]["name"] == "medmec-console-tokens"]
+    assert base64.b64decode(secret["data"]["tokens"]).decode().split() == ["a" * 16, "b" * 20]
+    with pytest.raises(HelmError, match="/console/tokens/0"):
+        template(set_values={"console.tokens": ["short"]})
+
+
+def test_network_policies_admit_the_platform_selector_and_the_allowed_clients():
+    docs = template([hospital_values("st-luke")], set_values={
+        "console.allowedIngress": [{"cidr": "10.30.0.0/16"}],
+        "modelStore.minio.allowedIngress": [{"namespaceSelector": {"matchLabels": {"team": "ai"}}}]})
+    policies = {p["metadata"]["name"]: p["spec"] for p in by_kind(docs, "NetworkPolicy")}
+    platform = {"namespaceSelector": {}, "podSelector": {"matchLabels": {meta.PLATFORM_LABEL: "true"}}}
+    for name in ("medmec-minio", "medmec-console", "medmec-qos-reflector"):
+        assert any(rule["from"] == [platform] for rule in policies[name]["ingress"]), name
+    assert {"from": [{"ipBlock": {"cidr": "10.30.0.0/16"}}], "ports": [{"protocol": "TCP", "port": 8080}]} \
+        in policies["medmec-console"]["ingress"]
+    assert {"from": [{"namespaceSelector": {"matchLabels": {"team": "ai"}}}],
+            "ports": [{"protocol": "TCP", "port": 9000}]} in policies["medmec-minio"]["ingress"]
+    # inference pods of every namespace fetch their models
+    assert policies["medmec-minio"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"] == \
+        {"app.kubernetes.io/component": "inference", "app.kubernetes.io/managed-by": "medmec-operator"}
+    # the operator's own pods carry the selector too (it reads each fleet's dispatcher)
+    assert _operator(docs)["spec"]["template"]["metadata"]["labels"][meta.PLATFORM_LABEL] == "true"
+    exposed = template(set_values={"console.service": {"type": "NodePort", "port": 8443}})
+    [service] = _component(exposed, "console", "Service")
+    assert service["spec"]["type"] == "NodePort" and service["spec"]["externalTrafficPolicy"] == "Local"
+    assert service["spec"]["ports"][0]["port"] == 8443
+
+
+def test_helm_test_pod_checks_store_console_reflectors_and_readiness():
+    docs = template([hospital_values("st-luke")])
+    [pod] = _component(docs, "test", "Pod")
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    args = pod["spec"]["containers"][0]["args"]
+    assert args[:3] == ["chart", "check", "--resources-ready"]
+    targets = [args[i + 1] for i, a in enumerate(args) if a in ("--http", "--tcp")]
+    assert "http://medmec-minio.medmec-system.svc:9000/minio/health/ready" in targets
+    assert "http://medmec-console.medmec-system.svc:8080/healthz" in targets
+    assert "medmec-reflector-gnb-east.medmec-system.svc:7070" in targets
+    [role] = _component(docs, "test", "ClusterRole")
+    assert {v for r in role["rules"] for v in r["verbs"]} == {"list"}
 
 
 def test_chart_cli_needs_a_cluster_and_a_known_hospital(monkeypatch, capsys, tmp_path):

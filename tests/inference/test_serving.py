@@ -89,6 +89,8 @@ def test_health_metadata_and_metrics(plain_server):
     # the latency quantiles the QoS prober reads for a slice's end-to-end budget
     assert any(line.startswith("nv_inference_request_summary_us{") and 'quantile="0.99"' in line
                for line in text.splitlines())
+    # the provider that serves (this machine has no GPU: the CPU one), for the operator
+    assert 'medmec_inference_execution_provider{model="breast-cancer",provider="CPUExecutionProvider",version="1"} 1.0' in text
 
 
 def test_each_batch_is_traced_without_the_case_data(plain_server):

@@ -38,7 +38,7 @@ def test_slice_children_carry_budget_isolation_contract_and_owner():
     policy = objs["NetworkPolicy"]["spec"]
     assert policy["podSelector"] == {"matchLabels": {"medmec.io/slice": "radiology"}}
     assert policy["ingress"][0] == {"from": [{"podSelector": {"matchLabels": {"medmec.io/slice": "radiology"}}}]}
-    assert policy["ingress"][1] == {"from": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
+    assert policy["ingress"][2] == {"from": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
                                     "ports": [{"protocol": "TCP", "port": 8000},
                                               {"protocol": "TCP", "port": 8001}]}
     contract = json.loads(objs["ConfigMap"]["data"]["qos.json"])
@@ -52,7 +52,7 @@ def test_slice_children_carry_budget_isolation_contract_and_owner():
 def test_shared_isolation_admits_the_whole_namespace():
     ms = _sample("MedicalSlice", "bedside-monitoring")
     policy = render_slice.network_policy(ms)["spec"]
-    assert policy["ingress"] == [{"from": [{"podSelector": {}}]}]
+    assert policy["ingress"][0] == {"from": [{"podSelector": {}}]}
 
 
 def test_priority_classes_order_critical_high_standard():
@@ -140,7 +140,8 @@ def test_fleet_dispatcher_follows_the_dispatch_contract():
     assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"] == {"type": "Recreate"}
     assert _container_args(dep) == ["medmec", "serve", "dispatch", "--grpc-port", "50051",
                                     "--http-port", "8080", "--map", "/etc/medmec/map/map.json",
-                                    "--state-dir", "/var/lib/medmec/dispatch"]
+                                    "--state-dir", "/var/lib/medmec/dispatch",
+                                    "--fleet-settings", "/etc/medmec/fleet/fleet.json"]
     volumes = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
     assert volumes["map"]["configMap"] == {"name": "hospital-map",
                                            "items": [{"key": "map.json", "path": "map.json"}]}
@@ -158,6 +159,8 @@ def test_nursing_embedded_and_postgresql_storage():
     assert args[args.index("--database") + 1] == "sqlite:////var/lib/medmec/nursing/nursing.db"
     assert [args[i + 1] for i, a in enumerate(args) if a == "--ward"] == ["4a", "5b"]
     assert args[-2:] == ["--tokens-file", "/etc/medmec/tokens/tokens.json"]
+    # early-warning thresholds from the settings ConfigMap, mounted where the flag says
+    assert args[args.index("--settings") + 1] == "/etc/medmec/nursing/nursing.json"
     assert objs["PersistentVolumeClaim"]["spec"]["resources"]["requests"]["storage"] == "2Gi"
     assert objs["Deployment"]["spec"]["replicas"] == 1
 
@@ -180,3 +183,67 @@ def test_fleet_map_problems_name_what_is_wrong():
     assert render_fleet.map_problem(spec, "{not json")[0] == "InvalidMap"
     reason, message = render_fleet.map_problem(spec, json.dumps({"nodes": [{"id": "f0-park-00a"}]}))
     assert reason == "RobotHomeNotOnMap" and "amr-02, amr-03" in message
+
+
+def _pod_specs():
+    eis, ms = _sample("EdgeInferenceService", "chest-xray-triage"), _sample("MedicalSlice", "radiology")
+    crf = _sample("CareRobotFleet", next(iter(_names("CareRobotFleet"))))
+    cns = _sample("CloudNursingService", next(iter(_names("CloudNursingService"))))
+    zones = ["mec-north"]
+    for objs in (render_inference.children(eis, ms, zones, SETTINGS),
+                 render_fleet.children(crf, ms, zones, SETTINGS),
+                 render_nursing.children(cns, ms, zones, SETTINGS)):
+        yield _by_kind(objs)["Deployment"]["spec"]["template"]["spec"]
+
+
+def _names(kind):
+    from medmec.operator.devtools import SAMPLES_DIR
+    return [d["metadata"]["name"] for p in sorted(SAMPLES_DIR.glob("*.yaml"))
+            for d in yaml.safe_load_all(p.read_text()) if d and d["kind"] == kind]
+
+
+def test_every_workload_pod_meets_the_restricted_pod_security_standard():
+    for pod in _pod_specs():
+        sc = pod["securityContext"]
+        assert sc["runAsNonRoot"] is True and sc["seccompProfile"] == {"type": "RuntimeDefault"}
+        # volumes (the dispatcher's and nursing's claims) writable by the image's user
+        assert sc["fsGroup"] == sc["runAsUser"] == 10001
+        assert pod["automountServiceAccountToken"] is False
+        for c in pod.get("initContainers", []) + pod["containers"]:
+            assert c["securityContext"] == {"allowPrivilegeEscalation": False,
+                                            "readOnlyRootFilesystem": True,
+                                            "capabilities": {"drop": ["ALL"]}}, c["name"]
+            assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+            # a failing container's last log lines reach the status as its message
+            assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"
+        assert {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}} in pod["volumes"]
+
+
+def test_platform_components_reach_every_slice_and_the_namespace_enforces_restricted():
+    for name in ("radiology", "bedside-monitoring"):
+        ms = _sample("MedicalSlice", name)
+        rules = render_slice.network_policy(ms)["spec"]["ingress"]
+        assert {"from": [{"namespaceSelector": {},
+                          "podSelector": {"matchLabels": {"medmec.io/platform": "true"}}}]} in rules
+    ns = render_slice.namespace_security(_sample("MedicalSlice", "radiology"))
+    assert ns["metadata"]["name"] == "imaging"
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert render_slice.namespace_security(_sample("MedicalSlice", "radiology"), "baseline")[
+        "metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+
+
+def test_services_are_cluster_internal_unless_the_spec_exposes_them():
+    eis, ms = _sample("EdgeInferenceService", "chest-xray-triage"), _sample("MedicalSlice", "radiology")
+    internal = _by_kind(render_inference.children(eis, ms, ["mec-north"], SETTINGS))["Service"]
+    assert internal["spec"]["type"] == "ClusterIP" and "externalTrafficPolicy" not in internal["spec"]
+    exposed = copy.deepcopy(eis)
+    exposed["spec"]["service"] = {"type": "LoadBalancer",
+                                  "annotations": {"metallb.universe.tf/address-pool": "pacs"}}
+    svc = _by_kind(render_inference.children(exposed, ms, ["mec-north"], SETTINGS))["Service"]
+    # PACS workstations keep their address, so the slice's allowedIngress CIDR can admit them
+    assert svc["spec"]["type"] == "LoadBalancer" and svc["spec"]["externalTrafficPolicy"] == "Local"
+    assert svc["metadata"]["annotations"] == {"metallb.universe.tf/address-pool": "pacs"}
+    crf = copy.deepcopy(_sample("CareRobotFleet", "delivery-robots"))
+    crf["spec"]["service"] = {"type": "NodePort"}
+    svc = _by_kind(render_fleet.children(crf, ms, ["mec-east"], SETTINGS))["Service"]
+    assert svc["spec"]["type"] == "NodePort"  # the robots' gRPC from the hospital Wi-Fi

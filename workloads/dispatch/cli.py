@@ -22,6 +22,8 @@ def register(commands, serve) -> None:
                      help="a robot silent this long is taken offline and its tasks re-planned")
     srv.add_argument("--min-battery-pct", type=float, default=20.0,
                      help="below this a robot takes no new task and goes home to charge")
+    srv.add_argument("--fleet-settings", help="the operator's fleet.json (robots, dispatch policy): "
+                     "read at start and again on each change; its heartbeat timeout wins")
     srv.set_defaults(func=_serve)
 
 

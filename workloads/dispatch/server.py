@@ -19,6 +19,9 @@ from opentelemetry import metrics
 
 from medmec import telemetry
 
+from medmec.workloads.settings_watch import SettingsWatch
+
+from . import fleet_settings as fleet_settings_file
 from .fleet import Fleet, FleetError
 from .grpc_api import DispatchServicer, RouteFeed
 from .protos import dispatch_pb2_grpc
@@ -43,7 +46,8 @@ def rest_app(fleet: Fleet, lock: asyncio.Lock) -> web.Application:
         return web.json_response({"error": message}, status=status)
 
     async def healthz(_request):
-        return web.json_response({"status": "ok", "plan_version": fleet.version})
+        return web.json_response({"status": "ok", "plan_version": fleet.version,
+                                  "heartbeat_timeout_s": fleet.timeout})
 
     async def view(_request):
         async with lock:
@@ -75,7 +79,8 @@ def rest_app(fleet: Fleet, lock: asyncio.Lock) -> web.Application:
 
 
 async def serve(*, host: str, grpc_port: int, http_port: int, map_path: Path,
-                state_dir: Path, heartbeat_timeout_s: float, min_battery_pct: float) -> None:
+                state_dir: Path, heartbeat_timeout_s: float, min_battery_pct: float,
+                fleet_settings: Path | None = None) -> None:
     telemetry.setup("medmec-dispatch")
     meter = metrics.get_meter("medmec.dispatch")
     replans = meter.create_counter("dispatch.replans", description="fleet re-plans")
@@ -92,6 +97,12 @@ async def serve(*, host: str, grpc_port: int, http_port: int, map_path: Path,
     fleet = Fleet(load_map(map_path.read_text()), store, heartbeat_timeout_s, min_battery_pct)
     plan_seconds.record(time.perf_counter() - started)
     fleet.on_plan = on_plan
+    watch = None
+    if fleet_settings is not None:  # the operator's fleet.json: read now, and on each change
+        watch = SettingsWatch(fleet_settings, fleet_settings_file.parse,
+                              lambda settings: fleet_settings_file.apply(fleet, settings))
+        watch.load()
+        watch.start()
     log.info("loaded %d robots and %d tasks from %s", len(fleet.robots), len(fleet.tasks),
              state_dir)
 
@@ -113,7 +124,7 @@ async def serve(*, host: str, grpc_port: int, http_port: int, map_path: Path,
 
     async def housekeeping():  # silent robots, and tasks waiting for a route
         while True:
-            await asyncio.sleep(min(1.0, heartbeat_timeout_s / 4))
+            await asyncio.sleep(min(1.0, fleet.timeout / 4))
             async with lock:
                 silent = await asyncio.to_thread(fleet.expire)
                 await asyncio.to_thread(fleet.retry_pending)
@@ -127,6 +138,8 @@ async def serve(*, host: str, grpc_port: int, http_port: int, map_path: Path,
         await watcher
     await grpc_server.stop(grace=2)
     await runner.cleanup()
+    if watch is not None:
+        watch.stop()
     store.close()
 
 
@@ -136,8 +149,9 @@ def main(args) -> int:
         asyncio.run(serve(host=args.host, grpc_port=args.grpc_port, http_port=args.http_port,
                           map_path=Path(args.map), state_dir=Path(args.state_dir),
                           heartbeat_timeout_s=args.heartbeat_timeout_s,
-                          min_battery_pct=args.min_battery_pct))
-    except (OSError, ScenarioError) as err:
+                          min_battery_pct=args.min_battery_pct,
+                          fleet_settings=Path(args.fleet_settings) if args.fleet_settings else None))
+    except (OSError, ScenarioError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

@@ -44,6 +44,17 @@ def register(commands, serve) -> None:
     uninstall = chart_sub.add_parser("uninstall", help="remove the operator, its RBAC and priority "
                                                        "classes; CRDs and hospital resources stay")
     uninstall.set_defaults(func=_chart_uninstall)
+    check = chart_sub.add_parser("check", help="what `helm test` runs: the given endpoints "
+                                               "answer and every medmec resource is Ready")
+    check.add_argument("--http", action="append", default=[], metavar="URL",
+                       help="must answer HTTP 200 (repeatable)")
+    check.add_argument("--tcp", action="append", default=[], metavar="HOST:PORT",
+                       help="must accept a connection (repeatable)")
+    check.add_argument("--resources-ready", action="store_true",
+                       help="every medmec resource, base stations included, must be Ready")
+    check.add_argument("--timeout", type=float, default=300.0,
+                       help="seconds to wait for all of it (default 300)")
+    check.set_defaults(func=_chart_check)
 
 
 
@@ -57,6 +68,17 @@ def _deploy_dir_arg(parser: argparse.ArgumentParser) -> None:
     from medmec.workloads.gitops.overlays import DEPLOY
     parser.add_argument("--deploy-dir", type=Path, default=DEPLOY,
                         help=f"the GitOps layout with base/ and overlays/ (default {DEPLOY})")
+
+
+def _chart_check(args) -> int:
+    from medmec.workloads.gitops.platform_check import check
+    found = check(args.http, args.tcp, args.resources_ready, args.timeout)
+    for problem in found:
+        print(f"not ready: {problem}", file=sys.stderr)
+    if not found:
+        checked = len(args.http) + len(args.tcp) + (1 if args.resources_ready else 0)
+        print(f"platform ready ({checked} check(s) passed)")
+    return 1 if found else 0
 
 
 def _add_promote(sub) -> None:

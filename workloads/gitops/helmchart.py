@@ -71,14 +71,31 @@ def _value_args(values_files: Sequence[Path | str] = (), set_values: dict | None
 
 
 def install_crds(kubeconfig: str, chart: Path = CRDS_CHART, release: str = CRDS_RELEASE) -> str:
-    """Install or upgrade the CRD chart (idempotent)."""
-    return helm(["upgrade", "--install", release, str(chart), "--wait"], kubeconfig)
+    """Install or upgrade the CRD chart (idempotent). CRDs applied before without Helm
+    (`kubectl apply -f crds/`) are adopted (--take-ownership, Helm 3.17+) instead of
+    failing with "invalid ownership metadata"."""
+    return helm(["upgrade", "--install", release, str(chart), "--take-ownership", "--wait"],
+                kubeconfig)
+
+
+def release_namespace(kubeconfig: str, namespace: str = NAMESPACE, level: str = "restricted") -> None:
+    """Create (or label) the release namespace with the Pod Security labels: helm's
+    --create-namespace makes it without, and the chart cannot own the namespace it is in."""
+    from medmec.operator.meta import pod_security_labels
+    from medmec.workloads.gitops.validate import kubectl
+    namespace_doc = {"apiVersion": "v1", "kind": "Namespace",
+                     "metadata": {"name": namespace, "labels": pod_security_labels(level)}}
+    proc = kubectl(["apply", "--server-side", "--field-manager", "medmec-chart", "-f", "-"],
+                   kubeconfig, input=json.dumps(namespace_doc))
+    if proc.returncode != 0:
+        raise HelmError(f"cannot create namespace {namespace}: {proc.stderr.strip()}")
 
 
 def install(kubeconfig: str, values_files: Sequence[Path | str] = (), set_values: dict | None = None,
             release: str = RELEASE, namespace: str = NAMESPACE, chart: Path = MAIN_CHART,
             wait: bool = True, upgrade: bool = False) -> str:
     """`helm install` (or `helm upgrade` with upgrade=True) of the medmec chart."""
+    release_namespace(kubeconfig, namespace)
     verb = ["upgrade", release] if upgrade else ["install", release]
     args = [*verb, str(chart), "-n", namespace, "--create-namespace",
             *_value_args(values_files, set_values)]
@@ -95,6 +112,7 @@ def install_hospital(kubeconfig: str, hospital: str, set_values: dict | None = N
     """CRDs, then medmec with the hospital's values (upgrading a release already there)."""
     values = hospital_values(hospital)
     install_crds(kubeconfig)
+    release_namespace(kubeconfig)
     args = ["upgrade", "--install", RELEASE, str(MAIN_CHART), "-n", NAMESPACE,
             "--create-namespace", "--wait", "--timeout", WAIT_TIMEOUT,
             *_value_args([values], set_values)]
@@ -139,10 +157,12 @@ def service_account_kubeconfig(kubeconfig: str, out: Path, namespace: str = NAME
 
 def operator_env(values_files: Sequence[Path | str] = (), set_values: dict | None = None
                  ) -> dict[str, str]:
-    """The MEDMEC_OPERATOR_* variables the chart gives the operator container."""
-    [deployment] = [d for d in template(values_files, set_values) if d["kind"] == "Deployment"]
+    """The MEDMEC_OPERATOR_* variables the chart gives the operator container (those with a
+    value; the pod's own name comes from the downward API)."""
+    [deployment] = [d for d in template(values_files, set_values) if d["kind"] == "Deployment"
+                    and d["metadata"]["labels"].get("app.kubernetes.io/component") == "operator"]
     container = deployment["spec"]["template"]["spec"]["containers"][0]
-    return {e["name"]: e["value"] for e in container["env"]}
+    return {e["name"]: e["value"] for e in container["env"] if "value" in e}
 
 
 def local_operator(kubeconfig: str, hospital: str, folder: Path,

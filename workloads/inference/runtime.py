@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -37,15 +39,42 @@ class LoadedModel:
     def tag(self) -> str:
         return f"{self.name}:{self.version}"
 
+    @property
+    def provider(self) -> str:
+        """The ONNX Runtime execution provider that serves (first of the session's)."""
+        return self.session.get_providers()[0]
+
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(["probabilities"], {self.input["name"]: batch})[0]
+
+
+CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
+
+
+def choose_providers(available: list[str], gpu_present: bool) -> list[str]:
+    """CUDA (CPU as fallback for the operators it lacks) when the node gave this container a
+    GPU and the image's ONNX Runtime is the CUDA build; the CPU provider otherwise."""
+    return [CUDA, CPU] if gpu_present and CUDA in available else [CPU]
+
+
+def gpu_present(dev: Path = Path("/dev"), environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether this container was given an NVIDIA GPU: the device plugin mounts its
+    /dev/nvidiaN files; CUDA_VISIBLE_DEVICES set empty hides them."""
+    if environ.get("CUDA_VISIBLE_DEVICES") == "":
+        return False
+    return any(path.name[len("nvidia"):].isdigit() for path in dev.glob("nvidia*"))
 
 
 def session(model_file: Path, threads: int = 0):
     import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads  # 0: one per core
-    return ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+    providers = choose_providers(ort.get_available_providers(), gpu_present())
+    created = ort.InferenceSession(str(model_file), options, providers=providers)
+    if created.get_providers()[0] != providers[0]:
+        log.warning("ONNX Runtime could not start %s for %s; serving on %s", providers[0],
+                    model_file, created.get_providers()[0])
+    return created
 
 
 def load(model_dir: Path, name: str, version: str, store: ModelStore | None = None,

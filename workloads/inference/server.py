@@ -17,7 +17,7 @@ import urllib.request
 
 import numpy as np
 from opentelemetry import trace
-from prometheus_client import CollectorRegistry, Counter, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 from prometheus_client.parser import text_string_to_metric_families
 
 from medmec import netutil, telemetry
@@ -30,6 +30,7 @@ log = logging.getLogger("medmec.inference")
 tracer = trace.get_tracer("medmec.inference")
 
 OUTPUTS = ("probabilities", "confidence", "label", "decided_by", "model_version", "reason")
+PROVIDER_METRIC = "medmec_inference_execution_provider"
 
 
 class Metrics:
@@ -48,6 +49,10 @@ class Metrics:
         self.hard_examples_dropped = Counter("medmec_inference_hard_examples_dropped",
                                              "Escalated cases not kept (queue full)",
                                              ["model"], registry=self.registry)
+        # read by the operator into EdgeInferenceService status.executionProvider
+        self.provider = Gauge(PROVIDER_METRIC, "1 for the ONNX Runtime execution provider "
+                              "that serves each loaded model version",
+                              ["model", "version", "provider"], registry=self.registry)
         if triton_metrics_url:
             self.registry.register(_TritonMetrics(triton_metrics_url))
 
@@ -237,6 +242,8 @@ def serve(settings: ServerSettings) -> int:
     metrics = Metrics(f"http://127.0.0.1:{triton_metrics_port}/metrics")
     handler = InferenceHandler(stable, canary, settings.canary_percent, metrics, escalation,
                                settings.escalation_threshold, recorder)
+    for model in filter(None, (stable, canary)):
+        metrics.provider.labels(model.name, model.version, model.provider).set(1)
     config = TritonConfig(http_address=settings.address, http_port=settings.http_port,
                           grpc_address=settings.address, grpc_port=settings.grpc_port,
                           metrics_address="127.0.0.1", metrics_port=triton_metrics_port,
@@ -256,9 +263,9 @@ def serve(settings: ServerSettings) -> int:
                     config=ModelConfig(max_batch_size=settings.max_batch_size, batcher=batcher),
                     strict=False)
         start_http_server(settings.metrics_port, settings.address, registry=metrics.registry)
-        log.info("serving %s (canary %s at %g%%) on HTTP %d, gRPC %d, metrics %d",
+        log.info("serving %s (canary %s at %g%%) with %s on HTTP %d, gRPC %d, metrics %d",
                  stable.tag, canary.tag if canary else "none", settings.canary_percent,
-                 settings.http_port, settings.grpc_port, settings.metrics_port)
+                 stable.provider, settings.http_port, settings.grpc_port, settings.metrics_port)
         triton.serve()
     if recorder is not None:
         recorder.close()

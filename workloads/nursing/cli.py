@@ -35,6 +35,8 @@ def register(commands, serve) -> None:
                    help="a dose may be given this long before or after its time (default 30)")
     p.add_argument("--vitals-max-age-minutes", type=float, default=60,
                    help="a parameter older than this no longer completes a NEWS2 set (default 60)")
+    p.add_argument("--settings", type=Path, help="the operator's nursing.json (early-warning "
+                   "thresholds): read at start and again on each change")
     p.set_defaults(func=_serve)
 
 
@@ -72,7 +74,8 @@ def _serve(args) -> int:
         asyncio.run(serve(host=args.host, http_port=args.http_port, grpc_port=args.grpc_port,
                           database=url, wards=args.wards, tokens_file=args.tokens_file,
                           dose_window_s=args.dose_window_minutes * 60,
-                          vitals_max_age_s=args.vitals_max_age_minutes * 60))
+                          vitals_max_age_s=args.vitals_max_age_minutes * 60,
+                          settings_file=args.settings))
     except (TokensError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -128,17 +128,20 @@ def temperature_points(celsius: float) -> int:
     return _band(round(celsius, 1), [(35.0, 3), (36.0, 1), (38.0, 0), (39.0, 1)], 2)
 
 
-def risk_of(total: int, parameters: dict[str, int]) -> Risk:
-    if total >= 7:
+def risk_of(total: int, parameters: dict[str, int], medium_score: int = 5,
+            high_score: int = 7) -> Risk:
+    """The risk band; the medium and high totals are the RCP's unless a service sets them."""
+    if total >= high_score:
         return "high"
-    if total >= 5:
+    if total >= medium_score:
         return "medium"
     if any(points == 3 for points in parameters.values()):
         return "low-medium"
     return "low"
 
 
-def score(v: VitalSigns | Mapping[str, object]) -> News2Result:
+def score(v: VitalSigns | Mapping[str, object], medium_score: int = 5,
+          high_score: int = 7) -> News2Result:
     """NEWS2 of a complete set (a VitalSigns, or validated values as `complete` returns)."""
     v = v.__dict__ if isinstance(v, VitalSigns) else v
     parameters = {
@@ -151,7 +154,8 @@ def score(v: VitalSigns | Mapping[str, object]) -> News2Result:
         "temperature_c": temperature_points(v["temperature_c"]),
     }
     total = sum(parameters.values())
-    return News2Result(score=total, risk=risk_of(total, parameters), parameters=parameters)
+    return News2Result(score=total, risk=risk_of(total, parameters, medium_score, high_score),
+                       parameters=parameters)
 
 
 def complete(values: Mapping[str, object]) -> bool:

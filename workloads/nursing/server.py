@@ -12,7 +12,9 @@ import grpc
 import uvicorn
 
 from medmec import telemetry
+from medmec.workloads.settings_watch import SettingsWatch
 
+from . import settings_file as nursing_settings
 from .api import create_app
 from .context import Context
 from .grpc_api import CloudNursingServicer
@@ -44,12 +46,18 @@ def database_url(database: str | None, database_env: str | None) -> str:
 
 async def serve(*, host: str, http_port: int, grpc_port: int, database: str,
                 wards: list[str], tokens_file: Path, dose_window_s: float,
-                vitals_max_age_s: float) -> None:
+                vitals_max_age_s: float, settings_file: Path | None = None) -> None:
     telemetry.setup("medmec-nursing")
     credentials = Credentials.load(tokens_file)
     repo = await asyncio.to_thread(open_repository, database)
     hub = AlertHub()
     pipeline = VitalsPipeline(repo, hub, max_age_s=vitals_max_age_s)
+    watch = None
+    if settings_file is not None:  # the operator's nursing.json: read now, and on each change
+        watch = SettingsWatch(settings_file, nursing_settings.parse,
+                              lambda s: setattr(pipeline, "early_warning", s.early_warning))
+        watch.load()
+        watch.start()
     ctx = Context(repo=repo, credentials=credentials, wards=frozenset(wards),
                   dose_window_s=dose_window_s, pipeline=pipeline, hub=hub)
     writer = asyncio.create_task(pipeline.run())
@@ -72,3 +80,5 @@ async def serve(*, host: str, http_port: int, grpc_port: int, database: str,
         await grpc_server.stop(grace=5)  # the writer still commits what they wait for
         writer.cancel()
         repo.close()
+        if watch is not None:
+            watch.stop()

@@ -24,6 +24,7 @@ from opentelemetry import metrics
 
 from .news2 import RISK_ORDER, News2Result, complete, score
 from .records import Alert, Encounter
+from .settings_file import EarlyWarning
 from .store import Repository
 
 _ALERT_NAMESPACE = uuid.UUID("0e7f6b52-8a53-4c1c-9d0e-5b3f4c6a9d21")
@@ -138,6 +139,8 @@ class VitalsPipeline:
                  max_batch: int = 5000):
         self.repo, self.hub = repo, hub
         self.max_age_s, self.max_batch = max_age_s, max_batch
+        # replaced whole (from the settings watcher's thread) when the operator's settings change
+        self.early_warning = EarlyWarning()
         self._queue: asyncio.Queue[tuple[list[Reading], asyncio.Future]] = asyncio.Queue()
         self._states: dict[str, _PatientState] = {}
 
@@ -236,7 +239,8 @@ class VitalsPipeline:
         current["spo2_scale"] = enc.spo2_scale
         if not complete(current):
             return Outcome(r, encounter=enc)
-        result = score(current)
+        thresholds = self.early_warning
+        result = score(current, thresholds.medium_score, thresholds.high_score)
         alert = None
         if escalates(state.last_risk, result):
             alert = Alert(id=str(uuid.uuid5(_ALERT_NAMESPACE, f"{r.source}/{r.reading_id}")),

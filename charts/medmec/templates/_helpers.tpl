@@ -48,3 +48,78 @@ app.kubernetes.io/component: operator
 {{- define "medmec.keep" -}}
 helm.sh/resource-policy: keep
 {{- end -}}
+
+{{/* Labels of a platform component's pods: the chart's, the component, and the platform
+     selector every slice's NetworkPolicy admits (medmec.operator.meta.PLATFORM_SELECTOR). */}}
+{{- define "medmec.componentLabels" -}}
+{{ include "medmec.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "medmec.componentSelector" -}}
+app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{- define "medmec.platformLabel" -}}
+medmec.io/platform: "true"
+{{- end -}}
+
+{{- define "medmec.minioImage" -}}
+{{- with .Values.modelStore.minio.image -}}
+{{- printf "%s:%s" .repository (default $.Chart.AppVersion .tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* host:port of the model store: the values' endpoint, else the in-cluster MinIO. */}}
+{{- define "medmec.modelStoreEndpoint" -}}
+{{- if .Values.modelStore.endpoint -}}
+{{- .Values.modelStore.endpoint -}}
+{{- else if .Values.modelStore.minio.enabled -}}
+{{- printf "%s-minio.%s.svc:%v" (include "medmec.fullname" .) .Release.Namespace .Values.modelStore.minio.service.port -}}
+{{- else -}}
+{{- fail "modelStore.endpoint is required when modelStore.minio.enabled is false" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The restricted Pod Security Standard for the platform's pods (the image's user). */}}
+{{- define "medmec.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+fsGroupChangePolicy: OnRootMismatch
+seccompProfile: {type: RuntimeDefault}
+{{- end -}}
+
+{{- define "medmec.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities: {drop: [ALL]}
+{{- end -}}
+
+{{/* Pod Security Admission labels for a namespace (medmec.operator.meta.POD_SECURITY_LABELS). */}}
+{{- define "medmec.podSecurityLabels" -}}
+pod-security.kubernetes.io/enforce: {{ .Values.podSecurity.level }}
+pod-security.kubernetes.io/enforce-version: latest
+pod-security.kubernetes.io/audit: {{ .Values.podSecurity.level }}
+pod-security.kubernetes.io/warn: {{ .Values.podSecurity.level }}
+{{- end -}}
+
+{{/* NetworkPolicy rules of allowedIngress entries ({cidr} or selectors), one rule each. */}}
+{{- define "medmec.allowedIngressRules" -}}
+{{- $port := .port -}}
+{{- range .entries }}
+- from: [{{ ternary (dict "ipBlock" (dict "cidr" .cidr)) (omit . "cidr") (hasKey . "cidr") | toJson }}]
+  ports: [{protocol: TCP, port: {{ $port }}}]
+{{- end }}
+{{- end -}}
+
+{{/* The platform selector as a NetworkPolicy rule: platform pods of any namespace. */}}
+{{- define "medmec.platformIngressRule" -}}
+- from:
+    - namespaceSelector: {}
+      podSelector:
+        matchLabels: {{- include "medmec.platformLabel" . | nindent 10 }}
+{{- end -}}

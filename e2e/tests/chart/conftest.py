@@ -8,9 +8,12 @@ they use that cluster as it is.
 """
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from medmec.localcluster import cluster as localcluster, topology
+from medmec.operator import devtools
 from medmec.workloads.modelstore.testing import minio_server, model_store  # noqa: F401
 
 
@@ -23,6 +26,10 @@ def chart_cluster(cluster, tmp_path_factory):
     state = localcluster.up(folder, str(topology.KWOK_ONLY))
     try:
         # the session fixture's handle type (kubectl, api, env) on the private cluster
-        yield type(cluster)(kubeconfig=str(state.kubeconfig), local=True, state=state)
+        handle = type(cluster)(kubeconfig=str(state.kubeconfig), local=True, state=state)
+        # the in-cluster model store's claim binds to one of these (no provisioner here)
+        handle.kubectl("apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+            devtools.local_volume(f"chart-store-{i}", "20Gi") for i in range(2)]}))
+        yield handle
     finally:
         localcluster.down(folder)

@@ -63,11 +63,11 @@ def test_install_upgrade_uninstall_keeps_what_users_stored(chart_cluster, tmp_pa
     helmchart.install(kc, [helmchart.hospital_values("st-luke")])
 
     # what the chart installed
-    assert get(c, "deployment", "medmec-operator", "-n", NS)["status"].get("readyReplicas") == 1
+    assert get(c, "deployment", "medmec-operator", "-n", NS)["status"].get("readyReplicas") == 2
     assert exists(c, "serviceaccount", "medmec-operator", "-n", NS)
     assert exists(c, "clusterrole", "medmec-operator-cluster")
     assert {p["metadata"]["name"] for p in get(c, "priorityclasses", "-l", "app.kubernetes.io/part-of=medmec")["items"]} \
-        == {"medmec-critical", "medmec-high", "medmec-standard"}
+        == {"medmec-critical", "medmec-high", "medmec-standard", "medmec-platform"}
     assert len(get(c, "basestations")["items"]) == 3
     assert len(get(c, "medicalslices", "-A")["items"]) == 4
     assert exists(c, "clusterkopfpeering", "medmec")
