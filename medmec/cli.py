@@ -21,6 +21,7 @@ AREAS = [
     "medmec.workloads.nursing.cli",
     "medmec.workloads.dispatch.cli",
     "medmec.workloads.gitops.cli",
+    "medmec.workloads.mobilecare.cli",
 ]
 
 
