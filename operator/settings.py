@@ -31,12 +31,16 @@ class OperatorSettings(BaseModel):
         description="where a robot fleet's dispatcher view is read; placeholders {name}, "
         "{namespace}, {service}, {port}")
     fleet_timeout_seconds: float = Field(2.0, gt=0, description="timeout of that read")
+    transport_url_template: str = Field(
+        "http://{service}.{namespace}.svc:{port}/v1/transports/{vehicle}",
+        description="where an emergency transport's mobility view is read; placeholders {name}, "
+        "{namespace}, {service}, {port}, {vehicle}")
 
-    @field_validator("fleet_url_template")
+    @field_validator("fleet_url_template", "transport_url_template")
     @classmethod
     def _known_placeholders(cls, template: str) -> str:
         try:
-            template.format(name="n", namespace="ns", service="s", port=1)
+            template.format(name="n", namespace="ns", service="s", port=1, vehicle="v")
         except (KeyError, IndexError, ValueError) as err:
             raise ValueError(f"unknown placeholder or bad braces in {template!r}: {err}") from None
         return template
