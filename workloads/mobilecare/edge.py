@@ -403,7 +403,7 @@ async def serve(*, host: str, port: int, site: str, database: Path, key_file: Pa
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    await server.stop(grace=2)
+    await server.stop(grace=1)
     forwarder.cancel()
     writer.cancel()
     store.close()
