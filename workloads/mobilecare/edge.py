@@ -55,6 +55,16 @@ class Session:
     streams: set = dataclasses.field(default_factory=set)  # ack queues of attached devices
 
 
+@dataclasses.dataclass(frozen=True)
+class Refusal:
+    """Ends a device's stream with this status."""
+    code: grpc.StatusCode
+    message: str
+
+
+CLOSED = Refusal(grpc.StatusCode.FAILED_PRECONDITION, "the session is closed (arrived)")
+
+
 def sample_values(s: pb.Sample) -> dict:
     return {name: getattr(s, name) for name in _FIELDS if s.HasField(name)}
 
@@ -118,7 +128,8 @@ class EdgeSessions(pb_grpc.EdgeSessionServicer):
     async def _set_state(self, s: Session, state: str, move_id: str,
                          moved_to: pb.Site | None) -> None:
         await asyncio.to_thread(self.store.put_session, s.ctx.session_id, state, s.ctx.to_json(),
-                                move_id, (moved_to.name, moved_to.target) if moved_to else ("", ""))
+                                move_id, (moved_to.name, moved_to.target) if moved_to else ("", ""),
+                                s.ctx.nursing_target)
         s.state, s.move_id, s.moved_to = state, move_id, moved_to
 
     def _active_count(self) -> int:
@@ -167,14 +178,16 @@ class EdgeSessions(pb_grpc.EdgeSessionServicer):
                 async for batch in request_iterator:
                     s = self.sessions.get(batch.session_id)
                     if s is None:
-                        await out.put(grpc.StatusCode.NOT_FOUND)
+                        await out.put(Refusal(grpc.StatusCode.NOT_FOUND,
+                                              f"no session with this id at site {self.site}"))
+                        return
+                    if attached and attached[0] is not s:
+                        await out.put(Refusal(grpc.StatusCode.INVALID_ARGUMENT,
+                                              "one stream carries one session"))
                         return
                     if not attached:
                         attached.append(s)
                         s.streams.add(out)
-                    elif attached[0] is not s:
-                        await out.put(grpc.StatusCode.INVALID_ARGUMENT)
-                        return
                     await out.put(await self._ingest(s, batch))
             finally:
                 await out.put(None)
@@ -182,15 +195,8 @@ class EdgeSessions(pb_grpc.EdgeSessionServicer):
         reader = asyncio.create_task(read())
         try:
             while (item := await out.get()) is not None:
-                if item == grpc.StatusCode.NOT_FOUND:
-                    await context.abort(item, f"no session with this id at site {self.site}")
-                if item == grpc.StatusCode.INVALID_ARGUMENT:
-                    await context.abort(item, "one stream carries one session")
-                if isinstance(item, grpc.StatusCode):
-                    await context.abort(item, {
-                        grpc.StatusCode.FAILED_PRECONDITION: "the session is closed (arrived)",
-                        grpc.StatusCode.UNAVAILABLE: "the session is being moved; resend shortly",
-                    }.get(item, "refused"))
+                if isinstance(item, Refusal):
+                    await context.abort(item.code, item.message)
                 yield item
                 if item.HasField("redirect"):
                     return  # the device reconnects to the new site
@@ -200,14 +206,14 @@ class EdgeSessions(pb_grpc.EdgeSessionServicer):
             for s in attached:
                 s.streams.discard(out)
 
-    async def _ingest(self, s: Session, batch: pb.SampleBatch):
+    async def _ingest(self, s: Session, batch: pb.SampleBatch) -> pb.SampleAck | Refusal:
         async with s.lock:  # a move holds it: this batch waits and then follows the session
             if s.state == "released":
                 return pb.SampleAck(committed_through=s.ctx.committed_through, redirect=s.moved_to)
             if s.state == "closed":
-                return grpc.StatusCode.FAILED_PRECONDITION
-            if s.state == "moving":
-                return grpc.StatusCode.UNAVAILABLE
+                return CLOSED
+            if s.state == "moving":  # in doubt and not resolved yet
+                return Refusal(grpc.StatusCode.UNAVAILABLE, "the session is being moved; resend shortly")
             applied = s.ctx.apply([(m.seq, m.effective_time_ms, sample_values(m))
                                    for m in batch.samples], time.time())
             if batch.HasField("position"):
@@ -222,7 +228,8 @@ class EdgeSessions(pb_grpc.EdgeSessionServicer):
                            if r.session_id == s.ctx.session_id)
                 s.ctx = SessionContext.from_json(row.context)
                 log.exception("commit failed at site %s", self.site)
-                return grpc.StatusCode.UNAVAILABLE
+                return Refusal(grpc.StatusCode.UNAVAILABLE, "the store refused the samples; "
+                                                            "resend from the last ack")
             ack = pb.SampleAck(committed_through=s.ctx.committed_through,
                                duplicates=applied.duplicates,
                                rejected=[pb.Rejection(seq=q, reason=r) for q, r in applied.rejected])
@@ -260,7 +267,7 @@ class EdgeSessions(pb_grpc.EdgeSessionServicer):
                                     f"the session is {s.state} at site {self.site}")
             await self._set_state(s, "closed", s.move_id, None)
         for queue in list(s.streams):
-            queue.put_nowait(grpc.StatusCode.FAILED_PRECONDITION)
+            queue.put_nowait(CLOSED)
         return self._view(s)
 
     async def Prepare(self, request, context):
@@ -362,8 +369,6 @@ class EdgeSessions(pb_grpc.EdgeSessionServicer):
 
     async def _forward(self, row, samples: list[tuple]) -> None:
         ctx = SessionContext.from_json(row.context)
-        if not ctx.nursing_target or not self.nursing_token:
-            return
         readings = []
         for seq, ms, vitals in samples:
             readings.append(nursing_pb2.VitalReading(
@@ -390,7 +395,7 @@ async def serve(*, host: str, port: int, site: str, database: Path, key_file: Pa
     writer = asyncio.create_task(store.run_writer())
     await asyncio.sleep(0)  # the writer's queue exists before anything commits
     await service.load()
-    forwarder = asyncio.create_task(service.forward_forever())
+    forwarder = asyncio.create_task(service.forward_forever()) if token else None
     server = grpc.aio.server()
     pb_grpc.add_EdgeSessionServicer_to_server(service, server)
     if server.add_insecure_port(f"{host}:{port}") == 0:
@@ -404,6 +409,7 @@ async def serve(*, host: str, port: int, site: str, database: Path, key_file: Pa
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     await server.stop(grace=1)
-    forwarder.cancel()
+    if forwarder:
+        forwarder.cancel()
     writer.cancel()
     store.close()

@@ -179,35 +179,48 @@ class Mobility:
                                            "no destination ward is declared")
 
     async def _open(self, st: State) -> None:
-        """Open the session at its first site, or find the site that holds it after a
-        restart of this service."""
+        """Open the session at its first site, or find the site that holds it (after a
+        restart of this service). It is opened only when every site says it does not hold
+        it: a site that cannot answer might."""
         t = st.spec
         while True:
-            for bs in self.sites:
-                try:
-                    view = await self.stub(bs).GetSession(pb.SessionRef(session_id=t.sessionId), timeout=2)
-                except grpc.aio.AioRpcError:
-                    continue
-                if view.state in ("active", "closed"):
-                    async with st.lock:
-                        st.site, st.arrived = bs, view.state == "closed"
-                        st.following = condition("Following", True, "Resumed", f"held by site {bs}")
-                    break
-            else:
+            holder, unsure = await self._find(t.sessionId)
+            if holder:
+                async with st.lock:
+                    st.site, st.arrived = holder
+                    st.following = condition("Following", True, "Resumed", f"held by site {st.site}")
+                break
+            if not unsure:
                 dest = t.destination
                 try:
                     await self.stub(st.site).OpenSession(pb.OpenRequest(
                         session_id=t.sessionId, vehicle=t.vehicle, spo2_scale=t.spo2Scale,
                         nursing_grpc_target=dest.nursingGrpc if dest else "",
                         nursing_ward=dest.ward if dest else ""), timeout=5)
+                    st.following = condition("Following", True, "Opened", f"opened at site {st.site}")
+                    break
                 except grpc.aio.AioRpcError as err:
-                    st.following = condition("Following", False, "SiteUnavailable",
-                                             f"site {st.site} cannot open the session: {err.details()}")
-                    await asyncio.sleep(ADMIT_RETRY_S)
-                    continue
-                st.following = condition("Following", True, "Opened", f"opened at site {st.site}")
-            break
+                    unsure = [f"site {st.site} cannot open the session: {err.details()}"]
+            st.following = condition("Following", False, "SiteUnavailable", "; ".join(unsure))
+            await asyncio.sleep(ADMIT_RETRY_S)
         await self._prewarm_next(st)
+
+    async def _find(self, session_id: str) -> tuple[tuple[str, bool] | None, list[str]]:
+        """((site, closed) of the site holding the session, or None; the sites that could
+        not say)."""
+        unsure = []
+        for bs in self.sites:
+            try:
+                view = await self.stub(bs).GetSession(pb.SessionRef(session_id=session_id), timeout=2)
+            except grpc.aio.AioRpcError as err:
+                if err.code() != grpc.StatusCode.NOT_FOUND:
+                    unsure.append(f"site {bs}: {err.code().name}")
+                continue
+            if view.state in ("active", "closed"):
+                return (bs, view.state == "closed"), []
+            if view.state == "moving":
+                unsure.append(f"site {bs}: a move is in doubt")
+        return None, unsure
 
     async def _pre_arrival(self, st: State) -> None:
         """Admit the patient to the destination ward ahead of arrival: an Encounter in

@@ -21,8 +21,8 @@ _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS sessions (
         session_id TEXT PRIMARY KEY, state TEXT NOT NULL, context TEXT NOT NULL,
         move_id TEXT NOT NULL DEFAULT '', moved_to_name TEXT NOT NULL DEFAULT '',
-        moved_to_target TEXT NOT NULL DEFAULT '', forwarded_through INTEGER NOT NULL DEFAULT 0,
-        updated_at REAL NOT NULL)""",
+        moved_to_target TEXT NOT NULL DEFAULT '', forward_to TEXT NOT NULL DEFAULT '',
+        forwarded_through INTEGER NOT NULL DEFAULT 0, updated_at REAL NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS samples (
         session_id TEXT NOT NULL, seq INTEGER NOT NULL, effective_ms INTEGER NOT NULL,
         vitals TEXT NOT NULL, committed_at REAL NOT NULL, PRIMARY KEY (session_id, seq))""",
@@ -66,18 +66,18 @@ class Store:
         return [SessionRow(*r) for r in rows]
 
     def put_session(self, session_id: str, state: str, context: bytes, move_id: str = "",
-                    moved_to: tuple[str, str] = ("", "")) -> None:
+                    moved_to: tuple[str, str] = ("", ""), forward_to: str = "") -> None:
         """Insert or replace a session's row (opening it, importing it, changing its state);
         how far it was forwarded from this site is kept."""
         with self._lock:
             self._db.execute(
                 "INSERT INTO sessions (session_id, state, context, move_id, moved_to_name, "
-                "moved_to_target, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "moved_to_target, forward_to, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (session_id) DO UPDATE SET state = excluded.state, "
                 "context = excluded.context, move_id = excluded.move_id, "
                 "moved_to_name = excluded.moved_to_name, moved_to_target = excluded.moved_to_target, "
-                "updated_at = excluded.updated_at",
-                (session_id, state, context.decode(), move_id, *moved_to, time.time()))
+                "forward_to = excluded.forward_to, updated_at = excluded.updated_at",
+                (session_id, state, context.decode(), move_id, *moved_to, forward_to, time.time()))
 
     def forwarded(self, session_id: str, through: int) -> None:
         with self._lock:
@@ -85,16 +85,20 @@ class Store:
                              (through, session_id))
 
     def unforwarded(self, limit: int = 500) -> list[tuple[SessionRow, list[tuple]]]:
-        """Sessions with samples stored here but not yet forwarded, and those samples."""
+        """Sessions with a destination and samples stored here not yet forwarded, and those
+        samples."""
         out = []
-        for row in self.sessions():
-            with self._lock:
-                samples = self._db.execute(
+        with self._lock:
+            rows = [SessionRow(*r) for r in self._db.execute(
+                "SELECT session_id, state, context, move_id, moved_to_name, moved_to_target, "
+                "forwarded_through FROM sessions AS s WHERE forward_to != '' AND EXISTS ("
+                "SELECT 1 FROM samples AS m WHERE m.session_id = s.session_id "
+                "AND m.seq > s.forwarded_through)")]
+            for row in rows:
+                out.append((row, self._db.execute(
                     "SELECT seq, effective_ms, vitals FROM samples WHERE session_id = ? "
                     "AND seq > ? ORDER BY seq LIMIT ?",
-                    (row.session_id, row.forwarded_through, limit)).fetchall()
-            if samples:
-                out.append((row, samples))
+                    (row.session_id, row.forwarded_through, limit)).fetchall()))
         return out
 
     def samples(self, session_id: str) -> list[tuple[int, int, dict]]:
