@@ -91,7 +91,7 @@ def test_a_tampered_or_misdirected_context_is_refused(change):
 
 
 def test_key_files_hold_32_bytes_raw_or_base64(tmp_path):
-    raw = contexts.new_key()
+    raw = b" \n" + contexts.new_key()[2:]  # raw bytes may look like whitespace
     (tmp_path / "raw").write_bytes(raw)
     import base64
     (tmp_path / "b64").write_text(base64.b64encode(raw).decode() + "\n")
@@ -99,3 +99,6 @@ def test_key_files_hold_32_bytes_raw_or_base64(tmp_path):
     (tmp_path / "short").write_text(base64.b64encode(b"x" * 16).decode())
     with pytest.raises(ValueError, match="32 bytes"):
         contexts.load_key(tmp_path / "short")
+    (tmp_path / "text").write_text("not a key at all!")
+    with pytest.raises(ValueError, match="neither 32 raw bytes nor base64"):
+        contexts.load_key(tmp_path / "text")

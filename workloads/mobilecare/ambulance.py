@@ -46,6 +46,7 @@ class AckEvent:
     at: float
     site: str
     committed_through: int
+    oldest_s: float  # how long the oldest sample this ack covered had waited for it
 
 
 class Monitor:
@@ -154,9 +155,10 @@ class Monitor:
             async for ack in call:
                 now = time.perf_counter()
                 if ack.committed_through > self.acked:
-                    self.acks.append(AckEvent(now, site.name, ack.committed_through))
-                    for seq in range(self.acked + 1, ack.committed_through + 1):
-                        self.latencies.append(now - self.sent_at.pop(seq, now))
+                    waited = [now - self.sent_at.pop(seq, now)
+                              for seq in range(self.acked + 1, ack.committed_through + 1)]
+                    self.latencies += waited
+                    self.acks.append(AckEvent(now, site.name, ack.committed_through, max(waited)))
                     self.acked = ack.committed_through
                     self.pending = [s for s in self.pending if s.seq > self.acked]
                 self.rejected += [(r.seq, r.reason) for r in ack.rejected]
@@ -178,6 +180,12 @@ class Monitor:
     def switchovers(self) -> list[float]:
         """Seconds from the last ack of one site to the first ack of the next, per move."""
         return [b.at - a.at for a, b in zip(self.acks, self.acks[1:]) if a.site != b.site]
+
+    def move_delays(self) -> list[float]:
+        """Per move, how long the oldest sample first acknowledged by the new site waited
+        (produced to acknowledged): what the move cost a sample, without the gap between
+        samples that the switchover includes."""
+        return [b.oldest_s for a, b in zip(self.acks, self.acks[1:]) if a.site != b.site]
 
 
 def resolver(mobility_url: str, session_id: str, client: httpx.AsyncClient) -> Resolve:

@@ -152,8 +152,11 @@ class SessionContext:
 
 def load_key(path: Path) -> bytes:
     """A 256-bit key from a file: 32 raw bytes, or their base64 (as a Secret stores text)."""
-    data = Path(path).read_bytes().strip()
-    key = data if len(data) == 32 else base64.b64decode(data, validate=True)
+    data = Path(path).read_bytes()
+    try:
+        key = data if len(data) == 32 else base64.b64decode(data.strip(), validate=True)
+    except ValueError:
+        raise ValueError(f"{path}: the context key is neither 32 raw bytes nor base64") from None
     if len(key) != 32:
         raise ValueError(f"{path}: the context key must be 32 bytes (AES-256), got {len(key)}")
     return key
