@@ -77,8 +77,9 @@ def _secret_volume(et: dict, items: list[str]) -> dict:
                                           "items": [{"key": k, "path": k} for k in items]}}
 
 
-def _grpc_probe(period: int) -> dict:
-    return {"grpc": {"port": EDGE_PORT}, "periodSeconds": period, "failureThreshold": 3}
+def _tcp_probe(period: int) -> dict:
+    # the site listens only once its store is loaded and in-doubt moves are being resolved
+    return {"tcpSocket": {"port": "grpc"}, "periodSeconds": period, "failureThreshold": 3}
 
 
 def edge_deployment(et: dict, ms: dict, bs: str, zone: str, settings: OperatorSettings) -> dict:
@@ -95,7 +96,7 @@ def edge_deployment(et: dict, ms: dict, bs: str, zone: str, settings: OperatorSe
         "name": "edge", "image": settings.image, "imagePullPolicy": settings.image_pull_policy,
         "command": args, "ports": [{"name": "grpc", "containerPort": EDGE_PORT}],
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
-        "readinessProbe": _grpc_probe(5), "livenessProbe": _grpc_probe(10),
+        "readinessProbe": _tcp_probe(5), "livenessProbe": _tcp_probe(10),
         "securityContext": _SECURITY,
         "volumeMounts": [{"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True},
                          {"name": "data", "mountPath": DATA_DIR}],

@@ -28,7 +28,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from opentelemetry import metrics
+from opentelemetry import metrics, trace
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medmec.workloads.nursing.fhir_codec import WRISTBAND_SYSTEM
@@ -37,6 +37,7 @@ from .protos import mobilecare_pb2 as pb
 from .protos import mobilecare_pb2_grpc as pb_grpc
 
 log = logging.getLogger("medmec.mobilecare.mobility")
+tracer = trace.get_tracer("medmec.mobilecare")
 _meter = metrics.get_meter("medmec.mobilecare")
 _moves = _meter.create_counter("medmec.mobilecare.moves", unit="{move}",
                                description="session moves between edge sites, by outcome")
@@ -294,6 +295,14 @@ class Mobility:
             await self._prepare(st, nxt)
 
     async def _move(self, st: State, target: str) -> str:
+        with tracer.start_as_current_span("mobilecare.move", attributes={
+                "medmec.vehicle": st.spec.vehicle, "medmec.session": st.spec.sessionId,
+                "medmec.move.source": st.site, "medmec.move.target": target}) as span:
+            outcome = await self._run_move(st, target)
+            span.set_attribute("medmec.move.outcome", outcome)
+            return outcome
+
+    async def _run_move(self, st: State, target: str) -> str:
         if target == st.site:
             st.following = condition("Following", True, "AtServingSite", f"held by site {target}")
             return "unchanged"
