@@ -224,3 +224,24 @@ def test_bad_input_gets_a_clear_error_and_the_session_goes_on(sites, mobility):
     seqs = stored(sites, t["sessionId"])
     assert seqs == [s for s in range(1, monitor.produced + 1) if s not in reasons]
     assert monitor.acked == monitor.produced
+
+
+def test_drive_command_streams_and_hands_over(sites, mobility):
+    import json
+    import subprocess
+    import sys
+    t = transport(route=ROUTE[:2])
+    m = mobility([t])
+    proc = subprocess.run([sys.executable, "-m", "medmec", "mobilecare", "drive", "--mobility", m.url,
+                           "--vehicle", t["vehicle"], "--session", t["sessionId"],
+                           "--route", ",".join(ROUTE[:2]), "--dwell", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    *answers, summary = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [a["outcome"] for a in answers] == ["moved"]
+    assert summary["samples"] == summary["acknowledged"] > 0 and len(summary["switchoverMs"]) == 1
+    assert stored(sites, t["sessionId"]) == list(range(1, summary["samples"] + 1))
+    bad = subprocess.run([sys.executable, "-m", "medmec", "mobilecare", "drive", "--mobility", m.url,
+                          "--vehicle", "v", "--session", "s", "--route", "gnb-east"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "two base stations" in bad.stderr

@@ -1,5 +1,6 @@
-"""`medmec serve mobilecare-edge` (one edge site's session service) and `medmec serve
-mobility` (the handover API that moves sessions between sites)."""
+"""`medmec serve mobilecare-edge` (one edge site's session service), `medmec serve
+mobility` (the handover API that moves sessions between sites) and `medmec mobilecare drive`
+(an emulated ambulance: its monitor streams while it drives the route)."""
 from __future__ import annotations
 
 import sys
@@ -29,6 +30,18 @@ def register(commands, serve) -> None:
     mob.add_argument("--admit-token-file", type=Path,
                      help="bearer token (role doctor or admin) for the pre-arrival admission")
     mob.set_defaults(func=_mobility)
+
+    tools = commands.add_parser("mobilecare", help="mobile care tools")
+    sub = tools.add_subparsers(dest="action", required=True, metavar="ACTION")
+    drive = sub.add_parser("drive", help="an emulated ambulance: stream vitals and report a "
+                           "handover at each base station of the route")
+    drive.add_argument("--mobility", required=True, help="the mobility service's URL")
+    drive.add_argument("--vehicle", required=True)
+    drive.add_argument("--session", required=True, help="the session's pseudonymous id")
+    drive.add_argument("--route", required=True, help="base stations, comma-separated, in order")
+    drive.add_argument("--dwell", type=float, default=5.0, help="seconds on each base station")
+    drive.add_argument("--laps", type=int, default=1, help="drive there, back, there, ...")
+    drive.set_defaults(func=_drive)
 
 
 def _logging() -> None:
@@ -72,4 +85,38 @@ def _mobility(args) -> int:
     except OSError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _drive(args) -> int:
+    import asyncio
+    import json
+
+    import httpx
+
+    from .ambulance import Monitor, drive, eta_countdown, resolver
+    route = [bs for bs in args.route.split(",") if bs]
+    if len(route) < 2 or args.dwell <= 0 or args.laps < 1:
+        print("error: --route needs two base stations or more; --dwell and --laps must be positive",
+              file=sys.stderr)
+        return 2
+    legs = (len(route) - 1) * args.laps
+    duration = args.dwell * (legs + 1)
+
+    async def run() -> dict:
+        async with httpx.AsyncClient() as client:
+            monitor = Monitor(args.session, resolver(args.mobility, args.session, client),
+                              eta=eta_countdown(duration))
+            done = asyncio.Event()
+            runner = asyncio.create_task(monitor.run(done))
+            producer = asyncio.create_task(monitor.produce(duration))
+            for answer in await drive(args.mobility, args.vehicle, route, args.dwell, client, args.laps):
+                print(json.dumps(answer), flush=True)
+            await producer
+            done.set()
+            await runner
+            return {"samples": monitor.produced, "acknowledged": monitor.acked,
+                    "rejected": len(monitor.rejected),
+                    "switchoverMs": [round(1000 * s, 1) for s in monitor.switchovers()]}
+    print(json.dumps(asyncio.run(run())))
     return 0
