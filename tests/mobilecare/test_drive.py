@@ -91,27 +91,38 @@ def test_drive_with_handovers_stores_every_sample_once_and_the_ward_gets_the_his
 def test_handover_to_a_site_that_is_down_keeps_the_session_where_it_is(sites, mobility):
     t = transport()
     m = mobility([t])
+    seen = {}
 
     async def body(monitor, client):
-        producer = asyncio.create_task(monitor.produce(4.0))
+        producer = asyncio.create_task(monitor.produce(6.0))
         await asyncio.sleep(1)
         sites["gnb-south"].stop()
         try:
             rsp = await client.post(f"{m.url}/v1/notifications/cell-change",
                                     json=cell_change(t["vehicle"], "gnb-east", "gnb-south"))
             assert rsp.status_code == 200 and rsp.json()["outcome"] == "stayed"
-            await producer
+            await asyncio.sleep(1)
+            seen["status"] = (await client.get(f"{m.url}/v1/transports/{t['vehicle']}")).json()
         finally:
             sites["gnb-south"].start()
+        # the radio side reports the cell again once the site is back: now it moves
+        rsp = await client.post(f"{m.url}/v1/notifications/cell-change",
+                                json=cell_change(t["vehicle"], "gnb-east", "gnb-south"))
+        assert rsp.json()["outcome"] == "moved", rsp.json()
+        await producer
 
     monitor = asyncio.run(run_monitor(m.url, t["sessionId"], body))
     _exactly_once(sites, monitor)
-    assert {a.site for a in monitor.acks} == {"gnb-east"}  # never left
-    status = _status(m.url, t["vehicle"])
+    status = seen["status"]
     assert status["servingBaseStation"] == "gnb-south" and status["edgeSite"] == "gnb-east"
-    following = _following(m.url, t["vehicle"])
+    following = next(c for c in status["conditions"] if c["type"] == "Following")
     assert following["status"] == "False" and following["reason"] == "TargetUnavailable"
     assert "gnb-south" in following["message"] and "stays at site gnb-east" in following["message"]
+    # acknowledged at the source all along while the target was down, then at the target
+    sites_in_order = [a.site for a in monitor.acks]
+    assert sites_in_order[0] == "gnb-east" and sites_in_order[-1] == "gnb-south"
+    assert len(monitor.switchovers()) == 1
+    assert _following(m.url, t["vehicle"])["status"] == "True"
 
 
 def test_handover_to_a_full_site_keeps_the_session_and_says_so(workdir, sites, mobility):

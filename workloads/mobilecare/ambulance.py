@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 import httpx
 
+from .edge import CHANNEL_OPTIONS
 from .protos import mobilecare_pb2 as pb
 from .protos import mobilecare_pb2_grpc as pb_grpc
 
@@ -94,7 +95,7 @@ class Monitor:
 
     def channel(self, target: str) -> grpc.aio.Channel:
         if target not in self._channels:
-            self._channels[target] = grpc.aio.insecure_channel(target)
+            self._channels[target] = grpc.aio.insecure_channel(target, CHANNEL_OPTIONS)
         return self._channels[target]
 
     async def run(self, done: asyncio.Event, max_backoff_s: float = 0.5) -> None:

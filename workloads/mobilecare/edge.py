@@ -42,6 +42,10 @@ _FIELDS = contexts.PARAMETERS
 IMPORT_TIMEOUT_S = 3.0
 RESOLVE_RETRY_S = 1.0
 FORWARD_EVERY_S = 0.2
+# a site that was down is tried again within a second of coming back (gRPC's default
+# reconnect backoff grows to two minutes, during which a move to it would fail at once)
+CHANNEL_OPTIONS = (("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
+                   ("grpc.max_reconnect_backoff_ms", 1000))
 
 
 @dataclasses.dataclass
@@ -119,7 +123,7 @@ class EdgeSessions(pb_grpc.EdgeSessionServicer):
         """One channel per peer, kept: a prepared target is connected before the move."""
         channel = self.channels.get(target)
         if channel is None:
-            channel = self.channels[target] = grpc.aio.insecure_channel(target)
+            channel = self.channels[target] = grpc.aio.insecure_channel(target, CHANNEL_OPTIONS)
         return channel
 
     def _stub(self, target: str) -> pb_grpc.EdgeSessionStub:

@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from medmec.workloads.nursing.fhir_codec import WRISTBAND_SYSTEM
 
+from .edge import CHANNEL_OPTIONS
 from .protos import mobilecare_pb2 as pb
 from .protos import mobilecare_pb2_grpc as pb_grpc
 
@@ -157,7 +158,7 @@ class Mobility:
     def stub(self, bs: str) -> pb_grpc.EdgeSessionStub:
         target = self.sites[bs]
         if target not in self.channels:
-            self.channels[target] = grpc.aio.insecure_channel(target)
+            self.channels[target] = grpc.aio.insecure_channel(target, CHANNEL_OPTIONS)
         return pb_grpc.EdgeSessionStub(self.channels[target])
 
     def site_of(self, bs: str) -> pb.Site:
