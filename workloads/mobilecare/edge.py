@@ -42,6 +42,7 @@ _FIELDS = contexts.PARAMETERS
 IMPORT_TIMEOUT_S = 3.0
 RESOLVE_RETRY_S = 1.0
 FORWARD_EVERY_S = 0.2
+CONNECT_WAIT_S = 1.0
 # a site that was down is tried again within a second of coming back (gRPC's default
 # reconnect backoff grows to two minutes, during which a move to it would fail at once)
 CHANNEL_OPTIONS = (("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
@@ -128,6 +129,17 @@ class EdgeSessions(pb_grpc.EdgeSessionServicer):
 
     def _stub(self, target: str) -> pb_grpc.EdgeSessionStub:
         return pb_grpc.EdgeSessionStub(self._channel(target))
+
+    async def _connected_stub(self, target: str) -> pb_grpc.EdgeSessionStub:
+        """A stub to a peer, given up to CONNECT_WAIT_S to connect: a peer that just came
+        back is reached even while the channel still reports its last failure."""
+        channel = self._channel(target)
+        if channel.get_state(try_to_connect=True) != grpc.ChannelConnectivity.READY:
+            try:
+                await asyncio.wait_for(channel.channel_ready(), CONNECT_WAIT_S)
+            except asyncio.TimeoutError:
+                pass  # the call fails and says why
+        return pb_grpc.EdgeSessionStub(channel)
 
     async def _set_state(self, s: Session, state: str, move_id: str,
                          moved_to: pb.Site | None) -> None:
@@ -277,7 +289,7 @@ class EdgeSessions(pb_grpc.EdgeSessionServicer):
     async def Prepare(self, request, context):
         s = await self._session(request.session_id, context)
         try:
-            await self._stub(request.target.target).Reserve(
+            await (await self._connected_stub(request.target.target)).Reserve(
                 pb.PrepareRequest(session_id=request.session_id), timeout=IMPORT_TIMEOUT_S)
         except grpc.aio.AioRpcError as err:
             await context.abort(err.code(), f"site {request.target.name}: {err.details()}")
@@ -306,7 +318,7 @@ class EdgeSessions(pb_grpc.EdgeSessionServicer):
             s.ctx.moves += 1
             nonce, sealed = contexts.seal(s.ctx, self.key, request.move_id, self.site, target.name)
             try:
-                await self._stub(target.target).ImportSession(pb.SealedContext(
+                await (await self._connected_stub(target.target)).ImportSession(pb.SealedContext(
                     session_id=s.ctx.session_id, move_id=request.move_id, source_site=self.site,
                     target_site=target.name, nonce=nonce, ciphertext=sealed),
                     timeout=IMPORT_TIMEOUT_S)
