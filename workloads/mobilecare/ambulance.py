@@ -132,6 +132,12 @@ class Monitor:
         sent = self.acked
 
         async def write() -> None:
+            try:
+                await write_all()
+            except (asyncio.InvalidStateError, grpc.aio.AioRpcError):
+                pass  # the stream ended (a redirect, a failure): the reading side handles it
+
+        async def write_all() -> None:
             nonlocal sent
             while True:
                 batch = [s for s in self.pending if s.seq > sent]
