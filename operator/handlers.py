@@ -389,7 +389,12 @@ class Operator:
                              decision.reason if decision else "Pending",
                              decision.message if decision else "waiting for admission")
         zones = self.zones_of(placement.slice_base_stations(ms, wk.follows_qos))
-        return {**ms, "status": {**ms["status"], "conditions": [admitted]}}, zones
+        stations = self._station_map()
+        # per base station, for workloads placed site by site (EmergencyTransport)
+        zone_of = {bs: stations[bs].zone for bs in ms["spec"].get("baseStations") or []
+                   if bs in stations}
+        return {**ms, "status": {**ms["status"], "conditions": [admitted],
+                                 "baseStationZones": zone_of}}, zones
 
     def reconcile_workload(self, wk: WorkloadKind, body: dict) -> None:
         ns, name = body["metadata"]["namespace"], body["metadata"]["name"]

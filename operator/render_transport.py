@@ -35,19 +35,18 @@ def nth_site_name(i: int):
 
 
 def site_zones(ms: dict) -> dict[str, str]:
-    """Base station -> zone, as the slice's admission allocated them."""
-    return {a["baseStation"]: a["zone"] for a in (ms.get("status") or {}).get("allocations") or []}
+    """Base station -> zone for the slice's base stations, as the operator sees them."""
+    return dict((ms.get("status") or {}).get("baseStationZones") or {})
 
 
 def route_problem(et: dict, ms: dict | None) -> tuple[str, str] | None:
-    """(reason, message) when the route leaves the slice's admitted base stations."""
+    """(reason, message) when the route leaves the slice's base stations."""
     if ms is None:
         return None  # reported as SliceNotFound
-    zones = site_zones(ms)
-    off = [bs for bs in route(et) if bs not in zones]
-    if off and zones:
-        return ("RouteOffSlice", f"route base station(s) {', '.join(off)} are not admitted "
-                                 f"base stations of MedicalSlice {et['spec']['sliceRef']['name']}")
+    off = [bs for bs in route(et) if bs not in (ms["spec"].get("baseStations") or [])]
+    if off:
+        return ("RouteOffSlice", f"route base station(s) {', '.join(off)} are not base stations "
+                                 f"of MedicalSlice {et['spec']['sliceRef']['name']}")
     return None
 
 
@@ -164,8 +163,8 @@ def mobility_deployment(et: dict, ms: dict, zones: list[str], settings: Operator
 
 
 def children(et: dict, ms: dict, zones: list[str], settings: OperatorSettings) -> list[dict]:
-    """Per route base station admitted on the slice: its edge Deployment and Service; then
-    the mobility service's ConfigMap, Deployment and Service."""
+    """Per route base station of the slice whose zone is known: its edge Deployment and
+    Service; then the mobility service's ConfigMap, Deployment and Service."""
     objects = []
     allocated = site_zones(ms)
     for bs in route(et):

@@ -31,7 +31,7 @@ def et():
 @pytest.fixture
 def ms():
     ms = _sample("MedicalSlice", "ambulance-monitoring")
-    ms["status"] = {"allocations": [{"baseStation": bs, "zone": z} for bs, z in ZONES.items()]}
+    ms["status"] = {"baseStationZones": dict(ZONES)}
     return ms
 
 
@@ -98,13 +98,14 @@ def test_stay_policy_keeps_the_session_at_its_first_site_and_no_destination_no_t
 
 
 def test_a_route_off_the_slice_is_a_problem_and_renders_no_site_there(et, ms):
-    ms["status"]["allocations"] = ms["status"]["allocations"][:2]  # gnb-north not admitted
+    ms["spec"]["baseStations"] = ["gnb-east", "gnb-south"]
+    del ms["status"]["baseStationZones"]["gnb-north"]
     assert render_transport.route_problem(et, ms)[0] == "RouteOffSlice"
     assert "gnb-north" in render_transport.route_problem(et, ms)[1]
     names = {o["metadata"]["name"] for o in _children(et, ms)}
     assert "amb-07-edge-gnb-north" not in names and "amb-07-edge-gnb-east" in names
     full = copy.deepcopy(ms)
-    full["status"]["allocations"].append({"baseStation": "gnb-north", "zone": "mec-north"})
+    full["spec"]["baseStations"].append("gnb-north")
     assert render_transport.route_problem(et, full) is None
 
 

@@ -57,8 +57,12 @@ def test_transport_renders_a_site_per_base_station_and_shows_its_session(cluster
             "MEDMEC_OPERATOR_TRANSPORT_URL_TEMPLATE": f"{mobility.url}/v1/transports/{{vehicle}}"})
         apply(cluster, *(base_station(bs, zone, 200, 200) for bs, zone in ZONES.items()),
               medical_slice("ambulance", namespace, ROUTE, mbps=20, gpus=0), transport(namespace))
-        wait_for(lambda: condition(get(cluster, "et", "amb-e2e", namespace), "Ready")
-                 .get("status") == "True", 120, "the transport Ready")
+        try:
+            wait_for(lambda: condition(get(cluster, "et", "amb-e2e", namespace), "Ready")
+                     .get("status") == "True", 120, "the transport Ready")
+        except TimeoutError:
+            raise AssertionError(json.dumps(get(cluster, "et", "amb-e2e", namespace).get("status"),
+                                            indent=1)) from None
 
         # one edge site per base station, on a node of that base station's zone
         nodes = json.loads(cluster.kubectl("get", "nodes", "-o", "json").stdout)["items"]
