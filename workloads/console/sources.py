@@ -104,7 +104,8 @@ class Sources:
         problems: list[str] = []
         kube = await self._kube(problems) if self.custom else {}
         fleets = kube.get("carerobotfleets", [])
-        transports = await self._transports(problems) if self.custom else []
+        kube_read = self.custom and not any(p.startswith("Kubernetes API") for p in problems)
+        transports = await self._transports(problems) if kube_read else []
         maps, dispatch, p99, alerts = await asyncio.gather(
             asyncio.gather(*(self._map(f, problems) for f in fleets)),
             asyncio.gather(*(self._get_json(self.endpoints.dispatch(f) + DISPATCH_FLEET_PATH,

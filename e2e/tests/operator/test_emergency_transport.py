@@ -14,7 +14,10 @@ import re
 import httpx
 import pytest
 
+from playwright.sync_api import expect
+
 from medmec.operator import devtools
+from medmec.workloads.console import testing
 from medmec.workloads.mobilecare.ambulance import Monitor, cell_change, resolver
 from medmec.workloads.mobilecare.local_service import LocalEdgeSite, LocalMobility, write_key
 
@@ -23,6 +26,7 @@ from .conftest import apply, base_station, condition, get, medical_slice, wait_f
 pytestmark = pytest.mark.e2e
 ZONES = {"t-et-east": "mec-east", "t-et-south": "mec-south", "t-et-north": "mec-north"}
 ROUTE = list(ZONES)
+CONSOLE_TOKEN = "console-e2e-token-0000001"
 
 
 def transport(namespace: str, name: str = "amb-e2e", route=ROUTE, pseudonym="sess-e2e-0001") -> dict:
@@ -100,6 +104,22 @@ def test_transport_renders_a_site_per_base_station_and_shows_its_session(cluster
         shown = columns(cluster, namespace, "amb-e2e")
         assert (shown["VEHICLE"], shown["SERVING BS"], shown["EDGE SITE"], shown["ETA"]) == \
             ("amb-e2e", "t-et-south", "t-et-south", "420")
+
+        # the console lists the incoming ambulance with where its session is
+        console, url = testing.start_console(tmp_path, CONSOLE_TOKEN, cluster.env)
+        try:
+            with testing.browser() as context:
+                page = context.new_page()
+                page.goto(url)
+                page.fill("#token", CONSOLE_TOKEN)
+                page.click("#login-form button")
+                row = page.locator(f'#ambulances tr[data-key="{namespace}/amb-e2e"]')
+                expect(row).to_contain_text("t-et-south", timeout=30_000)
+                expect(row).to_contain_text("7 min 0 s")
+                expect(row).to_contain_text("following")
+                assert "sess-e2e-0001" not in page.content()
+        finally:
+            console.stop()
 
         # a handover to a site that is down: the session stays, and the resource says why
         sites["t-et-north"].stop()
