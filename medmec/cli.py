@@ -22,6 +22,7 @@ AREAS = [
     "medmec.workloads.nursing.cli",
     "medmec.workloads.dispatch.cli",
     "medmec.workloads.gitops.cli",
+    "medmec.workloads.mobilecare.cli",
 ]
 
 

@@ -80,9 +80,9 @@ def apply_hospital(kubeconfig: str) -> None:
     overlays.sync(kubeconfig, HOSPITAL)
     kube.use(kubeconfig)
     kube.apply(devtools.sample_map_configmap())  # the fleet's map: the dispatcher's sample
-    for sample in ("40-robots.yaml", "50-nursing.yaml"):
+    for sample in ("40-robots.yaml", "50-nursing.yaml", "60-ambulance.yaml"):
         devtools.kubectl(kubeconfig, "apply", "-f", str(SAMPLES / sample))
-    log("applied the GitOps overlay (inference) and the robot fleet and nursing samples")
+    log("applied the GitOps overlay (inference) and the robot fleet, nursing and ambulance samples")
     devtools.wait_converged(kubeconfig, timeout=240)
     log("every medmec resource is Ready")
 
@@ -217,6 +217,14 @@ def news2_alert(url: str, target: str, tokens: dict) -> dict:
     return {"readings_acknowledged": ack.handled, "alerts": shown}
 
 
+def ambulance(folder: Path, work: Path, nursing_url: str, nursing_target: str, tokens: dict) -> dict:
+    """AMB-07's session follows it across the base stations; the ward gets every sample."""
+    from medmec.workloads.mobilecare.demo import emergency_rescue
+    return emergency_rescue(work / "mobilecare", nursing_url, nursing_target, WARD,
+                            tokens["dr-okafor"]["token"], tokens["gateway-1"]["token"],
+                            lambda proc: cluster.attach(folder, proc))
+
+
 def show_resources(kubeconfig: str) -> None:
     from medmec.operator import devtools
     print(devtools.kubectl(kubeconfig, "get", "medmec", "-A").stdout)
@@ -259,6 +267,8 @@ def main() -> int:
         print(f"  {json.dumps(deliver(dispatcher))}")
         section("Cloud nursing: a wearable's vitals, scored with NEWS2")
         print(f"  {json.dumps(news2_alert(nursing_url, nursing_target, tokens), default=str)}")
+        section("Emergency rescue: ambulance AMB-07 drives across the three base stations")
+        print(f"  {json.dumps(ambulance(folder, work, nursing_url, nursing_target, tokens))}")
     except Exception as err:
         print(f"\nerror: {err}\n(logs: {work}, {folder / 'logs'}; the cluster keeps running; "
               "`medmec cluster down` stops everything)", file=sys.stderr)
@@ -270,6 +280,7 @@ def main() -> int:
   kubectl get medmec -A                        # slices, services, fleets, nursing
   kubectl describe ms robotic-surgery -n surgery
   kubectl get pods -A -o wide                  # placed on GPU nodes near their base station
+  kubectl get et -A -o wide                    # the ambulance: vehicle, base station, edge site, NEWS2
   helm list -A
   curl {dispatcher.url}/v1/fleet    # the robot fleet
   .venv/bin/medmec cluster status              # every process, nodes by base station

@@ -25,7 +25,7 @@ from medmec.waiting import wait_for
 CRD_DIR = Path(__file__).resolve().parent.parent / "crds"
 SAMPLES_DIR = CRD_DIR / "samples"
 PLURALS = ("basestations", "medicalslices", "edgeinferenceservices", "carerobotfleets",
-           "cloudnursingservices")
+           "cloudnursingservices", "emergencytransports")
 
 
 def kubectl(kubeconfig: str, *args: str, input: str | None = None, check: bool = True

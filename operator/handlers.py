@@ -22,7 +22,7 @@ import kopf
 
 from medmec.operator import (admission, fleet_status, inference_status, kube, meta, observe,
                              peering, placement, render_fleet, render_inference, render_nursing,
-                             render_slice, station_status)
+                             render_slice, render_transport, station_status, transport_status)
 from medmec.operator.conditions import condition, is_true, merge, without_times
 from medmec.operator.profiles import resolve_qos, snssai
 from medmec.operator.settings import OperatorSettings
@@ -34,7 +34,7 @@ MANAGED = {"app.kubernetes.io/managed-by": meta.FIELD_MANAGER}
 RETRY_SECONDS = 5.0
 # condition reasons that mean the user has something to fix: each change posts an Event
 USER_PROBLEMS = {"SliceNotFound", "SliceNotAdmitted", "NoZones", "Unschedulable", "ModelNotInStore",
-                 "MapNotFound", "InvalidMap", "RobotHomeNotOnMap", *POD_PROBLEMS}
+                 "MapNotFound", "InvalidMap", "RobotHomeNotOnMap", "RouteOffSlice", *POD_PROBLEMS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +66,27 @@ def _fleet_problem(body: dict) -> tuple[str, str] | None:
         body["metadata"]["namespace"], ref["name"], ref.get("key", "map.json")))
 
 
+def _transport_problem(body: dict) -> tuple[str, str] | None:
+    try:
+        ms = _stored_slice(body["metadata"]["namespace"], body["spec"]["sliceRef"]["name"])
+    except Exception:  # unreadable now: the slice's own state is reported, the check reruns
+        return None
+    return render_transport.route_problem(body, ms)
+
+
+def _stored_slice(namespace: str, name: str) -> dict | None:
+    """The MedicalSlice as stored (its status holds the base stations' zones)."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+    try:
+        return client.CustomObjectsApi(kube.api()).get_namespaced_custom_object(
+            meta.GROUP, meta.VERSION, namespace, "medicalslices", name)
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise
+
+
 def _suffixed(child_name: Callable[[dict], str], suffix: str) -> Callable[[dict], str]:
     return lambda body: child_name(body) + suffix
 
@@ -93,6 +114,16 @@ WORKLOADS = {
          ("ConfigMap", _suffixed(render_nursing.child_name, "-settings"))),
         lambda b: 1 if b["spec"].get("storage", {}).get("type", "embedded") == "embedded" else 2,
         lambda b: {"endpoint": render_nursing.endpoint(b)}),
+    "EmergencyTransport": WorkloadKind(
+        "EmergencyTransport", "emergencytransports", render_transport.COMPONENT,
+        render_transport.children,
+        (("Deployment", render_transport.mobility_name), ("Service", render_transport.mobility_name),
+         ("ConfigMap", render_transport.mobility_name),
+         *((kind, render_transport.nth_site_name(i)) for i in range(render_transport.MAX_SITES)
+           for kind in ("Deployment", "Service"))),
+        render_transport.want_ready,
+        lambda b: {"endpoint": render_transport.endpoint(b), "sites": render_transport.sites(b)},
+        _transport_problem, live_status=transport_status.live_status),
 }
 BY_COMPONENT = {w.component: w for w in WORKLOADS.values()}
 
@@ -391,7 +422,12 @@ class Operator:
                              decision.reason if decision else "Pending",
                              decision.message if decision else "waiting for admission")
         zones = self.zones_of(placement.slice_base_stations(ms, wk.follows_qos))
-        return {**ms, "status": {**ms["status"], "conditions": [admitted]}}, zones
+        stations = self._station_map()
+        # per base station, for workloads placed site by site (EmergencyTransport)
+        zone_of = {bs: stations[bs].zone for bs in ms["spec"].get("baseStations") or []
+                   if bs in stations}
+        return {**ms, "status": {**ms["status"], "conditions": [admitted],
+                                 "baseStationZones": zone_of}}, zones
 
     def reconcile_workload(self, wk: WorkloadKind, body: dict) -> None:
         ns, name = body["metadata"]["namespace"], body["metadata"]["name"]

@@ -43,12 +43,17 @@ class OperatorSettings(BaseModel):
         "http://{service}.{namespace}.svc:{port}/metrics",
         description="where an inference service's metrics (its execution provider) are read; "
         "placeholders as fleet_url_template; '' = not read")
+    transport_url_template: str = Field(
+        "http://{service}.{namespace}.svc:{port}/v1/transports/{vehicle}",
+        description="where an emergency transport's mobility view is read; placeholders {name}, "
+        "{namespace}, {service}, {port}, {vehicle}")
 
-    @field_validator("fleet_url_template", "inference_metrics_url_template")
+    @field_validator("fleet_url_template", "inference_metrics_url_template",
+                     "transport_url_template")
     @classmethod
     def _known_placeholders(cls, template: str) -> str:
         try:
-            template.format(name="n", namespace="ns", service="s", port=1)
+            template.format(name="n", namespace="ns", service="s", port=1, vehicle="v")
         except (KeyError, IndexError, ValueError) as err:
             raise ValueError(f"unknown placeholder or bad braces in {template!r}: {err}") from None
         return template

@@ -30,10 +30,13 @@ def test_demo_runs_the_platform_and_cluster_down_stops_it(tmp_path):
         assert '"robot": "tug-' in out
         assert '"risk": "high"' in out
         assert "patient_id" not in out
+        # the ambulance's session followed it, and the ward got every sample once
+        assert '"handovers": ["gnb-south: moved", "gnb-north: moved"]' in out
+        assert '"stored_once": true' in out and "emergencytransport.medmec.io/amb-07" in out
         state = lc.running(folder)
         names = {p.name for p in state.addons if p.alive()}
         assert {"minio", "medmec-operator", "inference-edge", "inference-large", "dispatch",
-                "nursing"} <= names
+                "nursing", "edge-gnb-east", "edge-gnb-south", "edge-gnb-north", "mobility"} <= names
     finally:
         down = subprocess.run([sys.executable, "-m", "medmec", "cluster", "down"], env=env,
                               text=True, capture_output=True, timeout=120)

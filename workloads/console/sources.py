@@ -45,6 +45,17 @@ class Sources:
         result["pods"] = [sanitize(p) for p in lists[6].items]
         return result
 
+    async def _transports(self, problems: list[str]) -> list[dict]:
+        """EmergencyTransports (apart from the other kinds: a cluster without that CRD still
+        shows the rest)."""
+        try:
+            found = await asyncio.to_thread(self.custom.list_cluster_custom_object, GROUP, VERSION,
+                                            "emergencytransports")
+        except Exception as err:
+            problems.append(f"emergency transports: {_short(err)}")
+            return []
+        return found["items"]
+
     async def _map(self, crf: dict, problems: list[str]) -> dict | None:
         ref = crf["spec"].get("mapRef") or {}
         try:
@@ -93,6 +104,8 @@ class Sources:
         problems: list[str] = []
         kube = await self._kube(problems) if self.custom else {}
         fleets = kube.get("carerobotfleets", [])
+        kube_read = self.custom and not any(p.startswith("Kubernetes API") for p in problems)
+        transports = await self._transports(problems) if kube_read else []
         maps, dispatch, p99, alerts = await asyncio.gather(
             asyncio.gather(*(self._map(f, problems) for f in fleets)),
             asyncio.gather(*(self._get_json(self.endpoints.dispatch(f) + DISPATCH_FLEET_PATH,
@@ -109,6 +122,7 @@ class Sources:
             "inference": view.inference_services(kube.get("edgeinferenceservices", []), dict(p99)),
             "fleets": [view.fleet(f, m, d) for f, m, d in zip(fleets, maps, dispatch)],
             "alerts": view.alert_feed(a for group in alerts for a in group),
+            "ambulances": view.incoming_ambulances(transports),
             "problems": problems,
         }
 

@@ -139,3 +139,27 @@ def alert_feed(alerts: Iterable[Mapping]) -> list[dict]:
     """Nursing alerts with only the whitelisted fields, newest first."""
     safe = [{k: a[k] for k in ALERT_FIELDS if k in a} for a in alerts]
     return sorted(safe, key=lambda a: a.get("raised_at") or "", reverse=True)
+
+
+def incoming_ambulances(transports: Iterable[Mapping]) -> list[dict]:
+    """Ambulances on their way, soonest first, from the EmergencyTransports' status: where
+    each is, which edge site holds its session, NEWS2 and ETA. The session's pseudonym is
+    not shown (the ward sees the patient through its own admission)."""
+    out = []
+    for et in transports:
+        spec, status = et["spec"], et.get("status") or {}
+        arrived = _condition(et, "Arrived")
+        if arrived and arrived.get("status") == "True":
+            continue
+        following = _condition(et, "Following") or {}
+        news2 = status.get("news2") or {}
+        out.append({
+            "namespace": et["metadata"]["namespace"], "name": et["metadata"]["name"],
+            "vehicle": spec["vehicle"]["id"], "callSign": spec["vehicle"].get("callSign", ""),
+            "ward": (spec.get("destination") or {}).get("ward"),
+            "servingBaseStation": status.get("servingBaseStation"), "edgeSite": status.get("edgeSite"),
+            "news2": news2.get("score"), "risk": news2.get("risk"), "trend": news2.get("trend"),
+            "etaSeconds": status.get("etaSeconds"), "openAlerts": status.get("openAlerts") or 0,
+            "following": {k: following.get(k) for k in ("status", "reason", "message")},
+        })
+    return sorted(out, key=lambda a: (a["etaSeconds"] is None, a["etaSeconds"] or 0, a["name"]))

@@ -58,8 +58,8 @@ def test_sample_hospital_converges(cluster, operator):
             assert node_zone[pod["spec"]["nodeName"]] in zones, (ns, pod["spec"]["nodeName"])
 
     north = get(cluster, "basestation", "gnb-north")
-    # surgery 100 + radiology 100 + robots 20 Mbps uplink on gnb-north
-    assert north["status"]["allocatedUplinkMbps"] == 220
+    # surgery 100 + radiology 100 + robots 20 + ambulance monitoring 20 Mbps uplink on gnb-north
+    assert north["status"]["allocatedUplinkMbps"] == 240
     assert north["status"]["allocatableGPUs"] == 16
     listed = cluster.kubectl("get", "medmec", "-A").stdout
     assert "chest-xray-triage" in listed and "gnb-north" in listed

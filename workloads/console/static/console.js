@@ -148,6 +148,18 @@ function drawAlerts(list) {
     : [el("li", { class: "muted", text: "no open alerts" })]));
 }
 
+function drawAmbulances(list) {
+  const eta = s => s == null ? "n/a" : `${Math.floor(s / 60)} min ${s % 60} s`;
+  document.querySelector("#ambulances tbody").replaceChildren(...(list.length ? list.map(a => el("tr", { dataset: { key: `${a.namespace}/${a.name}`, risk: a.risk || "" } },
+    el("td", { text: a.callSign ? `${a.vehicle} (${a.callSign})` : a.vehicle }), el("td", { text: a.ward || "-" }),
+    el("td", { text: eta(a.etaSeconds) }), el("td", { text: a.news2 == null ? "n/a" : `${a.news2} (${a.risk})` }),
+    el("td", { text: a.trend || "n/a" }), el("td", { text: String(a.openAlerts) }),
+    el("td", { text: a.servingBaseStation || "?" }), el("td", { text: a.edgeSite || "?" }),
+    el("td", { text: a.following.status === "True" ? "following" : `stays: ${a.following.reason || "unknown"}`,
+      title: a.following.message || "", class: a.following.status === "True" ? "" : "breach" })))
+    : [el("tr", {}, el("td", { class: "muted", text: "no ambulance on its way", colSpan: 9 }))]));
+}
+
 function draw(data) {
   document.getElementById("refreshed").textContent = `updated ${data.generatedAt}`;
   document.getElementById("problems").replaceChildren(...data.problems.map(p => el("li", { text: p })));
@@ -155,6 +167,7 @@ function draw(data) {
   drawSlices(data.slices, data.history);
   drawInference(data.inference);
   drawFleets(data.fleets);
+  drawAmbulances(data.ambulances || []);
   drawAlerts(data.alerts);
   document.body.dataset.ready = "true";
 }

@@ -1,0 +1,87 @@
+"""An EmergencyTransport's live figures (serving base station, the edge site holding the
+session, NEWS2 score and trend, ETA) and its Following / PreArrivalSent conditions, read
+from its mobility service's `GET /v1/transports/{vehicle}` through the transport's Service.
+
+`fields` is pure; `live_status` is the thin I/O layer the operator calls on each status
+refresh. When the mobility service cannot be read the figures are unset, not guessed.
+"""
+from __future__ import annotations
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from medmec.operator import render_transport
+from medmec.operator.conditions import condition
+from medmec.operator.settings import OperatorSettings
+
+FIGURES = ("servingBaseStation", "edgeSite", "news2", "etaSeconds", "openAlerts", "moves")
+CONDITION = "MobilityReachable"
+# the mobility service's own conditions the resource shows
+PASSED_ON = ("Following", "PreArrivalSent", "Arrived")
+
+
+class _Condition(BaseModel):
+    type: str
+    status: str
+    reason: str
+    message: str = ""
+
+
+class _News2(BaseModel):
+    score: int
+    risk: str
+    trend: str
+
+
+class _View(BaseModel):
+    servingBaseStation: str
+    edgeSite: str
+    news2: _News2 | None = None
+    etaSeconds: int | None = None
+    openAlerts: list[dict] = []
+    moves: int = 0
+    conditions: list[_Condition]
+
+
+def fields(view: dict) -> dict:
+    """Status fields and conditions from the mobility service's transport view;
+    ValueError if it is not one."""
+    try:
+        v = _View.model_validate(view)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise ValueError(f"not a transport view: {first['loc']} {first['msg']}") from None
+    return {"servingBaseStation": v.servingBaseStation, "edgeSite": v.edgeSite,
+            "news2": v.news2.model_dump() if v.news2 else None, "etaSeconds": v.etaSeconds,
+            "openAlerts": len(v.openAlerts), "moves": v.moves,
+            "conditions": [condition(c.type, c.status == "True", c.reason, c.message)
+                           for c in v.conditions if c.type in PASSED_ON]}
+
+
+def transport_url(template: str, et: dict) -> str:
+    md = et["metadata"]
+    return template.format(name=md["name"], namespace=md["namespace"],
+                           service=render_transport.mobility_name(et),
+                           port=render_transport.MOBILITY_PORT, vehicle=et["spec"]["vehicle"]["id"])
+
+
+def live_status(et: dict, settings: OperatorSettings, deployed: bool) -> dict:
+    if not deployed:
+        return _unknown("NotDeployed", "no mobility service while the transport is not deployed")
+    url = transport_url(settings.transport_url_template, et)
+    try:
+        rsp = httpx.get(url, timeout=settings.fleet_timeout_seconds)
+    except (httpx.HTTPError, httpx.InvalidURL) as err:
+        return _unknown("MobilityUnreachable", f"GET {url}: {err or type(err).__name__}")
+    if not rsp.is_success:
+        return _unknown("BadTransportView", f"GET {url} answered HTTP {rsp.status_code}")
+    try:
+        found = fields(rsp.json())
+    except ValueError as err:
+        return _unknown("BadTransportView", f"GET {url}: {err}")
+    return {**found, "conditions": found["conditions"] + [
+        condition(CONDITION, True, "TransportViewRead", f"read {url}")]}
+
+
+def _unknown(reason: str, message: str) -> dict:
+    return {**dict.fromkeys(FIGURES), "conditions": [condition(CONDITION, False, reason, message)]}
