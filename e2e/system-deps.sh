@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages that the tests use as real parts and that pip cannot bring:
-# Chromium (the console's browser tests) and PostgreSQL (the nursing store's server).
+# Chromium (the console's browser tests), PostgreSQL (the nursing store's server), and
+# iptables and ipset (kube-router's NetworkPolicy firewall, e2e/localcluster/netpolicy.py).
 # Installs only what is missing; needs root (or sudo) and apt-get.
 set -euo pipefail
 missing=()
@@ -8,6 +9,8 @@ missing=()
 if ! command -v initdb >/dev/null && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
   missing+=(postgresql)
 fi
+command -v iptables >/dev/null || missing+=(iptables)
+command -v ipset >/dev/null || missing+=(ipset)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "installing Debian packages the tests need: ${missing[*]}" >&2
 sudo=""
