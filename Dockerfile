@@ -2,16 +2,23 @@
 # One image for the medmec operator and every workload it deploys; the `medmec` command is
 # the entrypoint (`medmec operator run`, `medmec serve inference|dispatch|nursing`,
 # `medmec models pull ...`). Build: docker build -t ghcr.io/medmec/medmec:0.1.0 .
+# Without a registry, `medmec image build` builds it with podman on a Debian bookworm base
+# made from Debian's packages (PYTHON_IMAGE), installing from a local folder of wheels.
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 # ---- build: the virtualenv, with every dependency pinned --------------------------------
 FROM ${PYTHON_IMAGE} AS build
+# Optional: pip's --find-links and --no-index, to install from a mounted folder of wheels
+ARG PIP_FIND_LINKS
+ARG PIP_NO_INDEX
 ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+# the pinned dependencies first, in a layer of their own: a change to medmec's code keeps it
 COPY deploy/image/ deploy/image/
+RUN sh deploy/image/build-venv.sh /opt/medmec
+COPY pyproject.toml README.md ./
 COPY medmec/ medmec/
 COPY operator/ operator/
 COPY workloads/ workloads/
@@ -32,8 +39,11 @@ RUN groupadd --system --gid 10001 medmec \
  && chown medmec:medmec /models /var/lib/medmec
 COPY --from=build /opt/medmec /opt/medmec
 # No writes outside the mounted volumes (/tmp, /models, /var/lib/medmec): the root filesystem
-# can be mounted read-only. Triton's Python backend stub needs the interpreter's own
-# libpython (see /work/shared/notes.md), which lives in /usr/local/lib in this base image.
+# can be mounted read-only. Triton's Python backend stub links libpython3.11 and must load
+# the interpreter's own copy (another build of it fails to load models with
+# "'_thread.RLock' object has no attribute '_recursion_count'"). The official python image
+# keeps it in /usr/local/lib, hence LD_LIBRARY_PATH; Debian's python3 keeps it in the
+# linker's default folder (/usr/lib/<arch>), which needs nothing.
 ENV PATH=/opt/medmec/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

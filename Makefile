@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # shadow the standard library's `operator` (the code imports it as medmec.operator).
 export PYTHONSAFEPATH := 1
 
-.PHONY: help venv binaries system-deps demo test test-unit test-e2e bench clean-cluster clean-cache
+.PHONY: help venv binaries image system-deps demo test test-unit test-e2e bench clean-cluster clean-cache
 
 help:
 	@echo "make demo    run medmec on a local control plane (builds binaries the first time)"
@@ -21,7 +21,9 @@ help:
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	@# setuptools' notice on every editable install ("Editable installation ... folders with
+	@# the same name"): the README's troubleshooting covers the operator/ folder
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/python -m medmec.protogen
 	@touch $@
 
@@ -30,13 +32,18 @@ venv: $(STAMP)
 binaries: venv
 	$(BIN)/medmec cluster build
 
+# the container images (medmec, pause, MinIO), built with podman and reused while their
+# inputs are unchanged (cached under $${XDG_CACHE_HOME:-~/.cache}/medmec/images)
+image: binaries system-deps
+	$(BIN)/medmec image build
+
 system-deps:
 	bash e2e/system-deps.sh
 
-demo: binaries
+demo: binaries image
 	$(BIN)/python -m medmec.demo
 
-test: binaries system-deps
+test: binaries system-deps image
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: venv system-deps

@@ -14,6 +14,7 @@ import sys
 
 AREAS = [
     "medmec.localcluster.cli",
+    "medmec.localcluster.images",
     "medmec.workloads.qos.cli",
     "medmec.workloads.console.cli",
     "medmec.operator.cli",

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from medmec import processes
-from medmec.localcluster import binaries, cluster
+from medmec.localcluster import cluster, topology
 
 HOSPITAL = "st-luke"
 REPO = Path(__file__).resolve().parent.parent
@@ -224,7 +224,9 @@ def show_resources(kubeconfig: str) -> None:
 def main() -> int:
     folder = cluster.state_dir()
     try:
-        state = cluster.up(folder, log=log)
+        # the workloads below still run as local processes beside simulated nodes; with the
+        # default topology's real nodes their pods would wait for an image-backed install
+        state = cluster.up(folder, str(topology.KWOK_ONLY), log=log)
     except cluster.ClusterError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
@@ -261,14 +263,13 @@ def main() -> int:
               "`medmec cluster down` stops everything)", file=sys.stderr)
         return 1
 
-    kubectl = binaries.binary("kubectl")
     print(f"""
 == Explore
-  export KUBECONFIG={kubeconfig}
-  {kubectl} get medmec -A                      # slices, services, fleets, nursing
-  {kubectl} describe ms robotic-surgery -n surgery
-  {kubectl} get pods -A -o wide                # placed on GPU nodes near their base station
-  {binaries.binary('helm')} list -A
+  eval "$(.venv/bin/medmec cluster env)"       # KUBECONFIG, and kubectl and helm on PATH
+  kubectl get medmec -A                        # slices, services, fleets, nursing
+  kubectl describe ms robotic-surgery -n surgery
+  kubectl get pods -A -o wide                  # placed on GPU nodes near their base station
+  helm list -A
   curl {dispatcher.url}/v1/fleet    # the robot fleet
   .venv/bin/medmec cluster status              # every process, nodes by base station
   logs: {work}

@@ -1,4 +1,4 @@
-"""`medmec cluster build | up | down | status | kubeconfig`: the local control plane."""
+"""`medmec cluster build | up | down | status | kubeconfig | env`: the local cluster."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +13,8 @@ def register(commands, serve) -> None:
     build.add_argument("names", nargs="*", help="entries of binaries.toml (default: all)")
     build.set_defaults(func=_build)
 
-    up = sub.add_parser("up", help="start the control plane and the KWOK nodes (reuses a running one)")
+    up = sub.add_parser("up", help="start the control plane, the real and the simulated nodes "
+                        "(reuses a running one)")
     up.add_argument("--topology", help="topology YAML (default: the one shipped in e2e/)")
     _state_dir_arg(up)
     up.set_defaults(func=_up)
@@ -29,6 +30,11 @@ def register(commands, serve) -> None:
     kubeconfig = sub.add_parser("kubeconfig", help="print the path of the admin kubeconfig")
     _state_dir_arg(kubeconfig)
     kubeconfig.set_defaults(func=_kubeconfig)
+
+    env = sub.add_parser("env", help='shell lines for eval "$(medmec cluster env)": KUBECONFIG, '
+                         "and the built kubectl and helm on PATH")
+    _state_dir_arg(env)
+    env.set_defaults(func=_env)
 
 
 def _state_dir_arg(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +60,8 @@ def _up(args) -> int:
     except cluster.ClusterError as err:
         return _fail(err)
     print(cluster.describe(state))
-    print(f"\nexport KUBECONFIG={state.kubeconfig}")
+    print(f'\nfor kubectl and helm on this cluster: eval "$(medmec cluster env'
+          f'{" --state-dir " + args.state_dir if args.state_dir else ""})"')
     return 0
 
 
@@ -82,4 +89,18 @@ def _kubeconfig(args) -> int:
     except cluster.ClusterError as err:
         return _fail(err)
     print(state.kubeconfig)
+    return 0
+
+
+def _env(args) -> int:
+    import shlex
+
+    from medmec.localcluster import binaries, cluster
+    try:
+        state = cluster.running(cluster.state_dir(args.state_dir))
+    except cluster.ClusterError as err:
+        return _fail(err)
+    folders = dict.fromkeys(str(binaries.binary(b).parent) for b in ("kubectl", "helm"))
+    print(f"export KUBECONFIG={shlex.quote(str(state.kubeconfig))}")
+    print(f'export PATH={":".join(shlex.quote(f) for f in folders)}:"$PATH"')
     return 0

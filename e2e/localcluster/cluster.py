@@ -1,10 +1,14 @@
-"""`medmec cluster up | down | status`: a real Kubernetes control plane as local processes.
+"""`medmec cluster up | down | status`: a real Kubernetes cluster as local processes.
 
 etcd, kube-apiserver (RBAC, service-account tokens, TLS), kube-controller-manager,
-kube-scheduler and KWOK run from the cached binaries on free loopback ports; KWOK plays
-the kubelets of the topology's nodes. Everything lives in one state folder: certificates,
-kubeconfigs, etcd data, logs and state.json (pids and ports). `down` stops the recorded
-processes by pid and removes the folder.
+kube-scheduler and KWOK run from the cached binaries; KWOK plays the kubelets of the
+topology's simulated nodes. The topology's real nodes each get a kubelet and a containerd
+(realnodes.py) in the cluster's own network namespace (network.py), linked to the host by
+one veth: the API server listens on the host end of that link, so pods reach it.
+
+Everything lives in one state folder: certificates, kubeconfigs, etcd data, node state,
+logs, state.json (pids, ports, slot) and the ledger of every change made to the host.
+`down` stops the recorded processes, undoes the ledger and removes the folder.
 """
 from __future__ import annotations
 
@@ -22,13 +26,13 @@ from pathlib import Path
 import yaml
 
 from medmec import processes
-from medmec.localcluster import binaries, pki, topology
+from medmec.localcluster import addressing, binaries, ledger, network, pki, realnodes, slots, topology
 from medmec.netutil import free_port
 
-SERVICE_CIDR = "10.96.0.0/16"
-SERVICE_IP = "10.96.0.1"  # the `kubernetes` Service's ClusterIP, first of SERVICE_CIDR
 START_TIMEOUT = 90.0
+NODES_READY_TIMEOUT = 180.0
 BINARIES = ["kubernetes", "etcd", "kwok"]
+REAL_NODE_BINARIES = ["containerd", "coredns"]
 # the components in start order, and the ports each listens on
 PORTS = {
     "etcd": ("etcd", "etcd-peer"),
@@ -49,6 +53,10 @@ class State:
     ports: dict[str, int]
     procs: list[processes.Proc]
     topology_file: str
+    slot: int
+    # where the API server listens: loopback, or with real nodes the host end of the
+    # cluster's link (pods reach it there)
+    host: str = "127.0.0.1"
     # processes started on top of the cluster (operator, MinIO, workloads of the demo):
     # not part of its health, but stopped by `down` with it
     addons: list[processes.Proc] = dataclasses.field(default_factory=list)
@@ -59,11 +67,22 @@ class State:
 
     @property
     def server(self) -> str:
-        return f"https://127.0.0.1:{self.ports['apiserver']}"
+        return f"https://{self.host}:{self.ports['apiserver']}"
+
+    @property
+    def ledger(self) -> ledger.Ledger:
+        return ledger.Ledger(self.folder / "host-changes.jsonl")
+
+    def topology(self) -> topology.Topology:
+        return topology.load(self.topology_file)
+
+    def plan(self) -> addressing.Plan:
+        return addressing.plan(self.topology().network.range, self.slot)
 
     def save(self) -> None:
         data = {"ports": self.ports, "procs": [p.to_json() for p in self.procs],
-                "addons": [p.to_json() for p in self.addons], "topology": self.topology_file}
+                "addons": [p.to_json() for p in self.addons], "topology": self.topology_file,
+                "slot": self.slot, "host": self.host}
         tmp = self.folder / "state.json.tmp"
         tmp.write_text(json.dumps(data, indent=2))
         tmp.replace(self.folder / "state.json")
@@ -77,7 +96,7 @@ class State:
         return cls(folder=folder, ports=data["ports"],
                    procs=[processes.Proc(**p) for p in data["procs"]],
                    addons=[processes.Proc(**p) for p in data.get("addons", [])],
-                   topology_file=data["topology"])
+                   topology_file=data["topology"], slot=data["slot"], host=data["host"])
 
 
 def state_dir(explicit: str | None = None) -> Path:
@@ -134,12 +153,30 @@ def _http_ok(url: str) -> bool:
 
 # --- components --------------------------------------------------------------------------
 
-def _component_args(folder: Path, ports: dict[str, int]) -> dict[str, list[str]]:
+def _apiserver_real_node_args(folder: Path, state_host: str) -> list[str]:
+    """What the API server needs once real kubelets join: it is advertised on the cluster's
+    link (the `kubernetes` Service's endpoint), verifies the kubelets and calls them with
+    its own client certificate, and limits each kubelet to its own node."""
+    pki_dir = folder / "pki"
+    return [
+        f"--advertise-address={state_host}", "--endpoint-reconciler-type=lease",
+        f"--kubelet-client-certificate={pki_dir / 'apiserver-kubelet-client.crt'}",
+        f"--kubelet-client-key={pki_dir / 'apiserver-kubelet-client.key'}",
+        f"--kubelet-certificate-authority={pki_dir / 'ca.crt'}",
+        "--kubelet-preferred-address-types=InternalIP,Hostname",
+        "--enable-admission-plugins=NodeRestriction",
+    ]
+
+
+def _component_args(state: "State") -> dict[str, list[str]]:
     """The command line of each component, in start order."""
+    folder, ports, plan = state.folder, state.ports, state.plan()
+    real = bool(state.topology().real_nodes())
     pki_dir = folder / "pki"
     etcd_url = f"http://127.0.0.1:{ports['etcd']}"
     peer_url = f"http://127.0.0.1:{ports['etcd-peer']}"
-    server = f"https://127.0.0.1:{ports['apiserver']}"
+    apiserver_site = (_apiserver_real_node_args(folder, state.host) if real else
+                      ["--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none"])
     return {
         "etcd": [
             str(binaries.binary("etcd")), "--name=medmec", f"--data-dir={folder / 'etcd'}",
@@ -149,8 +186,8 @@ def _component_args(folder: Path, ports: dict[str, int]) -> dict[str, list[str]]
         ],
         "kube-apiserver": [
             str(binaries.binary("kube-apiserver")),
-            f"--etcd-servers={etcd_url}", "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1", f"--secure-port={ports['apiserver']}",
+            f"--etcd-servers={etcd_url}", f"--bind-address={state.host}",
+            f"--secure-port={ports['apiserver']}", *apiserver_site,
             f"--tls-cert-file={pki_dir / 'apiserver.crt'}",
             f"--tls-private-key-file={pki_dir / 'apiserver.key'}",
             f"--client-ca-file={pki_dir / 'ca.crt'}",
@@ -158,8 +195,8 @@ def _component_args(folder: Path, ports: dict[str, int]) -> dict[str, list[str]]
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={pki_dir / 'sa.pub'}",
             f"--service-account-signing-key-file={pki_dir / 'sa.key'}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}", "--allow-privileged=true",
-            "--endpoint-reconciler-type=none", "--profiling=false", "--v=1",
+            f"--service-cluster-ip-range={plan.service_cidr}", "--allow-privileged=true",
+            "--profiling=false", "--v=1",
         ],
         "kube-controller-manager": [
             str(binaries.binary("kube-controller-manager")),
@@ -172,7 +209,8 @@ def _component_args(folder: Path, ports: dict[str, int]) -> dict[str, list[str]]
             f"--root-ca-file={pki_dir / 'ca.crt'}",
             f"--cluster-signing-cert-file={pki_dir / 'ca.crt'}",
             f"--cluster-signing-key-file={pki_dir / 'ca.key'}",
-            # nodes are simulated: no CIDR allocation or cloud routes to manage
+            # each real node's pod range is in its CNI config: no CIDR allocation, and no
+            # cloud routes to manage
             "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller",
             "--horizontal-pod-autoscaler-sync-period=5s", "--v=1",
         ],
@@ -190,15 +228,17 @@ def _component_args(folder: Path, ports: dict[str, int]) -> dict[str, list[str]]
             "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={topology.KWOK_ANNOTATION}=fake",
             "--node-ip=127.0.0.1", f"--server-address=127.0.0.1:{ports['kwok']}",
-            "--node-lease-duration-seconds=40", "--cidr=10.244.0.1/16",
+            "--node-lease-duration-seconds=40",
+            f"--cidr={plan.kwok_pod_cidr.network_address + 1}/{plan.kwok_pod_cidr.prefixlen}",
         ],
     }
 
 
-def _ready_check(name: str, folder: Path, ports: dict[str, int]) -> Callable[[], bool]:
+def _ready_check(name: str, state: "State") -> Callable[[], bool]:
+    folder, ports = state.folder, state.ports
     return {
         "etcd": lambda: _http_ok(f"http://127.0.0.1:{ports['etcd']}/health"),
-        "kube-apiserver": lambda: _https_ok(f"https://127.0.0.1:{ports['apiserver']}/readyz", folder),
+        "kube-apiserver": lambda: _https_ok(f"{state.server}/readyz", folder),
         "kube-controller-manager": lambda: _https_ok(
             f"https://127.0.0.1:{ports['controller-manager']}/healthz"),
         "kube-scheduler": lambda: _https_ok(f"https://127.0.0.1:{ports['scheduler']}/healthz"),
@@ -243,42 +283,104 @@ def up(folder: Path, topology_file: str | None = None,
                 return state
             log(f"found a stale cluster in {folder} (from a killed run); cleaning it up")
         _stop_and_remove(folder)
+        real = topo.real_nodes()
+        if real:
+            missing = realnodes.missing_host_tools()
+            if missing:
+                raise ClusterError(f"real nodes need the Debian packages {', '.join(missing)}: "
+                                   "run `bash e2e/system-deps.sh` (as root), or use a topology "
+                                   "without real pools (e2e/localcluster/topology-kwok.yaml)")
         try:
-            binaries.ensure(BINARIES, log=log)
+            binaries.ensure(BINARIES + (REAL_NODE_BINARIES if real else []), log=log)
         except binaries.BuildError as err:
             raise ClusterError(str(err)) from err
         return _start(folder, topo, topo_path, log)
+
+
+def _in_use(folder: Path) -> bool:
+    """Whether the cluster in `folder` holds its slot: it runs, or it is being started."""
+    if not folder.exists():
+        return False
+    state = State.load(folder)
+    return state is None or any(p.alive() for p in state.procs)
+
+
+def _clean_slot(folder: Path, slot: int) -> None:
+    """Free a slot whose cluster died: its processes, its ledger, its state."""
+    _stop_and_remove(folder)
 
 
 def _start(folder: Path, topo: topology.Topology, topo_path: str,
            log: Callable[[str], None]) -> State:
     t0 = time.monotonic()
     folder.mkdir(parents=True)
-    pki.generate(folder / "pki", SERVICE_IP)
-    ports = {key: free_port() for keys in PORTS.values() for key in keys}
-    _write_kubeconfigs(folder, ports)
-    (folder / "kwok.yaml").write_text("")  # no stages: KWOK's built-in node and pod lifecycle
-    state = State(folder=folder, ports=ports, procs=[], topology_file=topo_path)
     try:
+        slot = slots.take(folder, topo.network.slots(), _in_use, _clean_slot)
+    except slots.NoSlot as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise ClusterError(str(err)) from err
+    plan = addressing.plan(topo.network.range, slot)
+    real = topo.real_nodes()
+    ports = {key: free_port() for keys in PORTS.values() for key in keys}
+    state = State(folder=folder, ports=ports, procs=[], topology_file=topo_path, slot=slot,
+                  host=plan.host_ip if real else "127.0.0.1")
+    state.save()  # from here on a crash leaves a state that `down` (or the next `up`) cleans
+    clients = {**pki.CLIENTS, **(pki.REAL_NODE_CLIENTS if real else {})}
+    pki.generate(folder / "pki", plan.kubernetes_service_ip, [plan.host_ip] if real else [],
+                 clients)
+    _write_kubeconfigs(state)
+    (folder / "kwok.yaml").write_text("")  # no stages: KWOK's built-in node and pod lifecycle
+    try:
+        network.guard(plan, state.ledger)
+        if real:
+            network.create(plan, state.ledger, len(real))
+            log(f"network namespace {plan.netns} on {plan.block} ({time.monotonic() - t0:.1f} s)")
         for name in PORTS:
             _start_component(state, name, log)
             log(f"{name} ready ({time.monotonic() - t0:.1f} s)")
         _create_nodes(state, topo)
-        log(f"{len(topo.nodes())} nodes Ready ({time.monotonic() - t0:.1f} s)")
-    except BaseException as err:  # whatever failed (or Ctrl-C), leave no process behind
-        for proc in reversed(state.procs):
-            proc.stop()
+        log(f"{len(topo.nodes())} simulated nodes Ready ({time.monotonic() - t0:.1f} s)")
+        if real:
+            _start_real_nodes(state, topo, plan, log)
+            log(f"{len(real)} real nodes Ready ({time.monotonic() - t0:.1f} s)")
+    except BaseException as err:  # whatever failed (or Ctrl-C), leave nothing behind
+        _stop_processes(state)
+        ledger.undo(state.ledger.path, log)
+        slots.release(folder)
         (folder / "state.json").unlink(missing_ok=True)
         if not isinstance(err, Exception):
             raise
-        raise ClusterError(f"{err}\n(all started processes were stopped; logs in "
-                           f"{folder / 'logs'})") from err
+        raise ClusterError(f"{err}\n(all started processes were stopped and the host's "
+                           f"changes undone; logs in {folder / 'logs'})") from err
     return state
 
 
-def _write_kubeconfigs(folder: Path, ports: dict[str, int]) -> None:
+def _start_real_nodes(state: State, topo: topology.Topology, plan: addressing.Plan,
+                      log: Callable[[str], None]) -> None:
+    from kubernetes import config, utils
+    from medmec.localcluster import images
+    realnodes.prepare_host(state.folder, plan, state.ledger)
+    api = config.new_client_from_config(str(state.kubeconfig))
+    for obj in realnodes.cluster_objects(state.folder, plan, topo):
+        try:
+            utils.create_from_dict(api, obj)
+        except utils.FailToCreateError as err:
+            if not all(getattr(e, "status", None) == 409 for e in err.api_exceptions):
+                raise
+    # the pause image (every pod's sandbox) and the images the platform runs
+    built = {name: images.ensure(name, log=log) for name in images.NAMES}
+    pause = built["pause"]
+    archives = [image.archive for image in built.values()]
+    for node in topo.real_nodes():
+        realnodes.start_node(state, plan, node, state.server, pause.ref, archives, log)
+    realnodes.start_services(state, plan, topo, state.server)
+    _wait_nodes_ready(state, {n.name for n in topo.real_nodes()}, NODES_READY_TIMEOUT,
+                      gpus={n.name: n.gpus for n in topo.real_nodes()})
+
+
+def _write_kubeconfigs(state: State) -> None:
     for identity in pki.CLIENTS:
-        _kubeconfig(folder, f"https://127.0.0.1:{ports['apiserver']}", identity)
+        _kubeconfig(state.folder, state.server, identity)
 
 
 def _start_component(state: State, name: str, log: Callable[[str], None], attempts: int = 3) -> None:
@@ -288,12 +390,12 @@ def _start_component(state: State, name: str, log: Callable[[str], None], attemp
     component is started again on fresh ports (the ones it listens on), up to `attempts`.
     """
     for attempt in range(1, attempts + 1):
-        argv = _component_args(state.folder, state.ports)[name]
+        argv = _component_args(state)[name]
         proc = processes.start(name, argv, state.folder / "logs" / f"{name}.log")
         state.procs.append(proc)
         state.save()  # a crash from here on leaves a state that `down` can clean
         try:
-            processes.wait_ready(proc, _ready_check(name, state.folder, state.ports), START_TIMEOUT)
+            processes.wait_ready(proc, _ready_check(name, state), START_TIMEOUT)
             return
         except processes.ProcessError as err:
             if attempt == attempts or "address already in use" not in str(err):
@@ -303,7 +405,7 @@ def _start_component(state: State, name: str, log: Callable[[str], None], attemp
             for key in PORTS[name]:
                 state.ports[key] = free_port()
             if name == "kube-apiserver":
-                _write_kubeconfigs(state.folder, state.ports)
+                _write_kubeconfigs(state)
             log(f"{name}: a port was taken before it could bind it; retrying on another")
 
 
@@ -316,17 +418,31 @@ def _create_nodes(state: State, topo: topology.Topology, timeout: float = 60.0) 
         # the API server clears status on create; capacity is the kubelet's (KWOK's) to
         # report, so set it through the status subresource as a kubelet would
         api.patch_node_status(created.metadata.name, {"status": node["status"]})
-    names = {n["metadata"]["name"] for n in wanted}
+    _wait_nodes_ready(state, {n["metadata"]["name"] for n in wanted}, timeout)
+
+
+def _wait_nodes_ready(state: State, names: set[str], timeout: float,
+                      gpus: dict[str, int] | None = None) -> None:
+    """Wait until every node in `names` is Ready (and advertises its `gpus`)."""
+    from kubernetes import client, config
+    api = client.CoreV1Api(config.new_client_from_config(str(state.kubeconfig)))
     deadline = time.monotonic() + timeout
+    ready: set[str] = set()
     while time.monotonic() < deadline:
         ready = {n.metadata.name for n in api.list_node().items
-                 if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])}
+                 if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
+                 and int((n.status.allocatable or {}).get(topology.GPU_RESOURCE, 0))
+                 >= (gpus or {}).get(n.metadata.name, 0)}
         if names <= ready:
             return
+        dead = [p for p in state.procs if not p.alive()]
+        if dead:
+            raise ClusterError(f"{dead[0].name} exited; its log ends:\n{dead[0].log_tail()}")
         time.sleep(0.5)
-    kwok = next(p for p in state.procs if p.name == "kwok")
+    logs = "\n".join(f"-- {p.name}:\n{p.log_tail(8)}" for p in state.procs
+                     if p.name == "kwok" or p.name.startswith("kubelet-"))
     raise ClusterError(f"nodes not Ready after {timeout:.0f} s: {sorted(names - ready)}; "
-                       f"KWOK's log ends:\n{kwok.log_tail()}")
+                       f"the node logs end:\n{logs}")
 
 
 def attach(folder: Path, proc: processes.Proc) -> None:
@@ -349,14 +465,23 @@ def stop_addons(folder: Path) -> list[str]:
         return stopped
 
 
-def _stop_and_remove(folder: Path) -> list[str]:
-    state = State.load(folder)
+def _stop_processes(state: State) -> list[str]:
     stopped = []
-    # what runs on top of the cluster first, then the control plane in reverse start order
-    for proc in [*reversed(state.addons), *reversed(state.procs)] if state else []:
+    # what runs on top of the cluster first, then the nodes and the control plane in
+    # reverse start order
+    for proc in [*reversed(state.addons), *reversed(state.procs)]:
         if proc.alive():
             proc.stop()
             stopped.append(proc.name)
+    return stopped
+
+
+def _stop_and_remove(folder: Path, log: Callable[[str], None] = lambda m: None) -> list[str]:
+    """Stop the cluster's processes, undo its host changes, free its slot, remove it."""
+    state = State.load(folder)
+    stopped = _stop_processes(state) if state else []
+    ledger.undo(folder / "host-changes.jsonl", log)
+    slots.release(folder)
     shutil.rmtree(folder, ignore_errors=True)
     return stopped
 
@@ -370,7 +495,10 @@ def down(folder: Path) -> list[str]:
 def describe(state: State) -> str:
     """Components, and the nodes grouped by base station with their GPUs."""
     from kubernetes import client, config
-    lines = [f"medmec local cluster  {state.server}  (state: {state.folder})", "components:"]
+    plan = state.plan()
+    lines = [f"medmec local cluster  {state.server}  (state: {state.folder})",
+             f"addresses: {plan.block} (slot {plan.slot}); Services {plan.service_cidr}",
+             "components:"]
     for proc in state.procs + state.addons:
         lines.append(f"  {proc.name:<24} pid {proc.pid:<8} {'running' if proc.alive() else 'STOPPED'}")
     api = client.CoreV1Api(config.new_client_from_config(str(state.kubeconfig)))
@@ -386,10 +514,24 @@ def describe(state: State) -> str:
         lines.append(f"  {title} (zone {zone}): {len(nodes)} nodes, {gpus} GPUs")
         for n in nodes:
             alloc = n.status.allocatable or {}
+            labels = n.metadata.labels or {}
             ready = any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or [])
             gpu = alloc.get(topology.GPU_RESOURCE)
-            product = (n.metadata.labels or {}).get(topology.GPU_PRODUCT_LABEL, "")
+            product = labels.get(topology.GPU_PRODUCT_LABEL, "")
             what = f"{gpu} x {product}" if gpu else "no GPU"
-            lines.append(f"    {n.metadata.name:<20} {'Ready' if ready else 'NotReady':<9} "
-                         f"cpu {alloc.get('cpu', '?'):<4} mem {alloc.get('memory', '?'):<6} {what}")
+            if gpu and labels.get(topology.SIMULATED_GPU_LABEL) == "true":
+                what += " (simulated)"
+            kind = "real" if labels.get(topology.NODE_KIND_LABEL) == "real" else "simulated"
+            address = next((a.address for a in n.status.addresses or [] if a.type == "InternalIP"), "")
+            where = f" {address}" if kind == "real" else ""
+            lines.append(f"    {n.metadata.name:<20} {kind:<9} {'Ready' if ready else 'NotReady':<9} "
+                         f"cpu {alloc.get('cpu', '?'):<5} mem {_mem(alloc.get('memory', '?')):<7} "
+                         f"{what}{where}")
     return "\n".join(lines)
+
+
+def _mem(quantity: str) -> str:
+    """A kubelet's memory in Ki, as Gi; a KWOK node's as written in the topology."""
+    if quantity.endswith("Ki") and quantity[:-2].isdigit():
+        return f"{int(quantity[:-2]) / 2**20:.0f}Gi"
+    return quantity

@@ -1,8 +1,10 @@
-"""Certificates and keys of the local control plane, generated at `up` time.
+"""Certificates and keys of the local cluster, generated at `up` time.
 
 One CA signs the API server's serving certificate and one client certificate per
-identity (the admin, the controller-manager, the scheduler, KWOK); a separate key signs
-service-account tokens. ECDSA P-256 keeps generation fast.
+identity (the admin, the controller-manager, the scheduler, KWOK; with real nodes also
+each kubelet, kube-proxy, CoreDNS and the API server's client to the kubelets) and each
+kubelet's serving certificate; a separate key signs service-account tokens. ECDSA P-256
+keeps generation fast.
 """
 from __future__ import annotations
 
@@ -24,6 +26,13 @@ CLIENTS = {
     "scheduler": ("system:kube-scheduler", []),
     # KWOK plays every kubelet: it updates nodes, leases and pod status cluster-wide
     "kwok": ("kwok-controller", ["system:masters"]),
+}
+# identities of the real nodes' components (nodes themselves: node_client below)
+REAL_NODE_CLIENTS = {
+    "kube-proxy": ("system:kube-proxy", []),  # bound to system:node-proxier by default RBAC
+    "coredns": ("medmec:coredns", []),  # its ClusterRole is created at `up`
+    # the API server calling the kubelets (logs, exec, port-forward)
+    "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", []),
 }
 
 
@@ -57,8 +66,12 @@ def _builder(subject: x509.Name, issuer: x509.Name, public_key) -> x509.Certific
             .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + VALIDITY))
 
 
-def generate(folder: Path, service_ip: str) -> None:
-    """Write ca.{crt,key}, apiserver.{crt,key}, sa.{key,pub} and <identity>.{crt,key}."""
+def generate(folder: Path, service_ip: str, extra_ips: list[str] = (),
+             clients: dict[str, tuple[str, list[str]]] | None = None) -> None:
+    """Write ca.{crt,key}, apiserver.{crt,key}, sa.{key,pub} and <identity>.{crt,key}.
+
+    `extra_ips` are more addresses the API server answers on; `clients` the identities
+    (default: CLIENTS)."""
     folder.mkdir(parents=True, exist_ok=True)
     ca_key = _key()
     ca_name = _name("medmec-local-ca")
@@ -72,25 +85,41 @@ def generate(folder: Path, service_ip: str) -> None:
     _write(folder / "ca.key", _pem_key(ca_key))
     (folder / "ca.crt").write_bytes(_pem_cert(ca))
 
-    def issue(stem: str, subject: x509.Name, usage, sans=None) -> None:
-        key = _key()
-        builder = (_builder(subject, ca_name, key.public_key())
-                   .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-                   .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
-        if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        _write(folder / f"{stem}.key", _pem_key(key))
-        (folder / f"{stem}.crt").write_bytes(_pem_cert(builder.sign(ca_key, hashes.SHA256())))
-
     dns = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
            "kubernetes.default.svc.cluster.local"]
-    sans = [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(ip))
-                                             for ip in ("127.0.0.1", service_ip)]
-    issue("apiserver", _name("kube-apiserver"), ExtendedKeyUsageOID.SERVER_AUTH, sans)
-    for identity, (cn, orgs) in CLIENTS.items():
-        issue(identity, _name(cn, orgs), ExtendedKeyUsageOID.CLIENT_AUTH)
+    _issue(folder, ca_key, ca_name, "apiserver", _name("kube-apiserver"),
+           ExtendedKeyUsageOID.SERVER_AUTH, _sans(dns, ["127.0.0.1", service_ip, *extra_ips]))
+    for identity, (cn, orgs) in (clients or CLIENTS).items():
+        _issue(folder, ca_key, ca_name, identity, _name(cn, orgs), ExtendedKeyUsageOID.CLIENT_AUTH)
 
     sa_key = _key()
     _write(folder / "sa.key", _pem_key(sa_key))
     (folder / "sa.pub").write_bytes(sa_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+
+
+def _sans(dns: list[str], ips: list[str]) -> list[x509.GeneralName]:
+    return [x509.DNSName(d) for d in dns] + [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
+
+
+def _issue(folder: Path, ca_key, ca_name: x509.Name, stem: str, subject: x509.Name, usage,
+           sans: list[x509.GeneralName] | None = None) -> None:
+    key = _key()
+    builder = (_builder(subject, ca_name, key.public_key())
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+               .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+    _write(folder / f"{stem}.key", _pem_key(key))
+    (folder / f"{stem}.crt").write_bytes(_pem_cert(builder.sign(ca_key, hashes.SHA256())))
+
+
+def issue_node(folder: Path, node: str, ip: str) -> None:
+    """A kubelet's client certificate (system:node:NAME in system:nodes, what the Node
+    authorizer expects) and its serving certificate for its address."""
+    ca_key = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), None)
+    ca_name = x509.load_pem_x509_certificate((folder / "ca.crt").read_bytes()).subject
+    _issue(folder, ca_key, ca_name, f"node-{node}", _name(f"system:node:{node}", ["system:nodes"]),
+           ExtendedKeyUsageOID.CLIENT_AUTH)
+    _issue(folder, ca_key, ca_name, f"node-{node}-serving", _name(f"system:node:{node}", ["system:nodes"]),
+           ExtendedKeyUsageOID.SERVER_AUTH, _sans([node], [ip]))

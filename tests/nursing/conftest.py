@@ -1,10 +1,13 @@
 """Fixtures: the real nursing service as a process (SQLite or a real PostgreSQL server),
-bearer tokens for each role, and small builders of FHIR resources."""
+the official HAPI FHIR validator as one JVM, bearer tokens for each role, and small
+builders of FHIR resources."""
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import sys
 import time
+from pathlib import Path
 
 import grpc
 import httpx
@@ -42,6 +45,19 @@ def grpc_auth(subject: str) -> list[tuple[str, str]]:
 def postgres():
     with LocalPostgres() as pg:
         yield pg
+
+
+@pytest.fixture(scope="session")
+def hapi(tmp_path_factory):
+    """The HAPI FHIR validator (fetched into the cache on first use), offline: no terminology
+    server is configured and the JVM's sockets go to a closed loopback port."""
+    spec = importlib.util.spec_from_file_location(
+        "hapi_validator", Path(__file__).parent / "hapi" / "hapi_validator.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    validator = module.HapiValidator(tmp_path_factory.mktemp("hapi") / "validator.log")
+    yield validator
+    validator.close()
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,10 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.medicationadministration import MedicationAdministration
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient
+
+from medmec.waiting import wait_for
 
 
 def band() -> str:
@@ -18,11 +21,15 @@ def band() -> str:
 
 
 def problem(r, status):
+    """The error's one OperationOutcome issue, with `right` (the failed right of a refused
+    dose, if any) lifted out of its details coding."""
     assert r.status_code == status, r.text
-    assert r.headers["content-type"].startswith("application/problem+json")
-    body = r.json()
-    assert body["status"] == status and body["detail"]
-    return body
+    assert r.headers["content-type"].startswith("application/fhir+json")
+    [issue] = OperationOutcome.model_validate(r.json()).model_dump(mode="json")["issue"]
+    assert issue["severity"] == "error" and issue["diagnostics"]
+    codings = (issue.get("details") or {}).get("coding") or []
+    return {**issue, "right": next((c["code"] for c in codings
+                                    if c["system"] == "https://medmec.io/fhir/CodeSystem/five-rights"), None)}
 
 
 # -- identification -------------------------------------------------------------------
@@ -48,7 +55,7 @@ def test_unknown_and_discharged_wristbands_are_refused(http, h):
     assert r.status_code == 200 and r.json()["status"] == "finished"
     body = problem(http.post("/wards/ward-a/scan", headers=h.auth("nurse-a"),
                              json={"wristband": wb}), 409)
-    assert "discharged" in body["detail"]
+    assert "discharged" in body["diagnostics"]
     # the band may be printed again for a new admission, which it then identifies
     again = h.admit(http, "ward-a", wb)
     r = http.post("/wards/ward-a/scan", headers=h.auth("nurse-a"), json={"wristband": wb})
@@ -77,8 +84,8 @@ def test_roles_limit_what_a_token_may_do(http, h):
 def test_a_nurse_of_ward_b_cannot_read_ward_a(http, h):
     wb = band()
     pid = h.admit(http, "ward-a", wb)["patient"]["id"]
-    assert http.post("/fhir/Observation", headers=h.auth("nurse-a"),
-                     json=h.vitals_resource(pid, **h.NORMAL)).status_code == 201
+    obs = http.post("/fhir/Observation", headers=h.auth("nurse-a"), json=h.vitals_resource(pid, **h.NORMAL))
+    assert obs.status_code == 201
     b = h.auth("nurse-b")
     problem(http.get("/wards/ward-a/worklist", headers=b), 403)
     problem(http.get("/wards/ward-a/alerts", headers=b), 403)
@@ -86,7 +93,7 @@ def test_a_nurse_of_ward_b_cannot_read_ward_a(http, h):
     problem(http.post("/wards/ward-b/scan", headers=b, json={"wristband": wb}), 404)
     for path in (f"/fhir/Patient/{pid}", f"/fhir/Observation?patient={pid}",
                  f"/fhir/MedicationRequest?patient={pid}",
-                 f"/fhir/MedicationAdministration?patient={pid}"):
+                 f"/fhir/MedicationAdministration?patient={pid}", f"/fhir/Observation/{obs.json()['id']}"):
         problem(http.get(path, headers=b), 404)
         assert http.get(path, headers=h.auth("nurse-a")).status_code == 200
     problem(http.post("/fhir/Observation", headers=b, json=h.vitals_resource(pid, pulse=80)), 404)
@@ -140,7 +147,7 @@ def test_wrong_time_and_duplicate_administration_are_refused(http, h):
             "dose_value": 1000, "dose_unit": "mg", "route_code": "26643006"}
     body = problem(http.post("/wards/ward-a/administrations", headers=h.auth("nurse-a"),
                              json=give), 422)
-    assert body["right"] == "time" and "180 min" in body["detail"]
+    assert body["right"] == "time" and "180 min" in body["diagnostics"]
     now = http.post("/fhir/MedicationRequest", headers=h.auth("dr-a"),
                     json=h.order_resource(pid)).json()
     give["order_id"] = now["id"]
@@ -151,7 +158,7 @@ def test_wrong_time_and_duplicate_administration_are_refused(http, h):
     assert given.dosage.dose.value == 1000 and given.subject.reference == f"Patient/{pid}"
     body = problem(http.post("/wards/ward-a/administrations", headers=h.auth("nurse-a2"),
                              json=give), 409)
-    assert body["right"] == "time" and "already been given" in body["detail"]
+    assert body["right"] == "time" and "already been given" in body["diagnostics"]
     bundle = Bundle.model_validate(http.get(f"/fhir/MedicationAdministration?patient={pid}",
                                             headers=h.auth("nurse-a")).json())
     assert bundle.total == 1
@@ -163,7 +170,7 @@ def test_a_discharged_band_cannot_receive_medication(http, h, ordered):
     http.post(f"/wards/ward-a/encounters/{enc['id']}/discharge", headers=h.auth("dr-a"))
     body = problem(http.post("/wards/ward-a/administrations", headers=h.auth("nurse-a"),
                              json=ordered["give"]), 422)
-    assert body["right"] == "patient" and "discharged" in body["detail"]
+    assert body["right"] == "patient" and "discharged" in body["diagnostics"]
 
 
 def test_worklist_shows_due_and_overdue_doses_and_alerting_patients(http, h):
@@ -241,7 +248,7 @@ def test_out_of_range_vitals_are_refused_and_not_stored(http, h, values, field):
     pid = h.admit(http, "ward-a", band())["patient"]["id"]
     body = problem(http.post("/fhir/Observation", headers=h.auth("nurse-a"),
                              json=h.vitals_resource(pid, **values)), 422)
-    assert field in body["detail"]
+    assert field in body["diagnostics"]
     stored = http.get(f"/fhir/Observation?patient={pid}", headers=h.auth("nurse-a")).json()
     assert stored["total"] == 0
 
@@ -251,7 +258,7 @@ def test_malformed_fhir_is_refused_and_nothing_is_half_written(http, h):
     bad = h.patient_resource(wb, birthDate="yesterday")
     body = problem(http.post("/wards/ward-a/admissions", headers=h.auth("dr-a"),
                              json={"patient": bad}), 422)
-    assert "birthDate" in body["detail"]
+    assert "birthDate" in body["diagnostics"]
     problem(http.post("/wards/ward-a/scan", headers=h.auth("nurse-a"), json={"wristband": wb}), 404)
     no_band = {"resourceType": "Patient", "name": [{"family": "X"}]}
     problem(http.post("/wards/ward-a/admissions", headers=h.auth("dr-a"),
@@ -306,16 +313,19 @@ def test_fhir_resources_round_trip_through_the_model_library(http, h):
                                               headers=h.auth("nurse-a")).json())
     obs = searched.entry[0].resource
     assert obs.id == posted["id"] and obs.identifier[0].value == "handheld-1"
-    sent_components = {c["code"]["coding"][0]["code"]: c for c in obs_in["component"]}
+    sent_components = {coding["code"]: c for c in obs_in["component"] for coding in c["code"]["coding"]}
     for comp in obs.component:
-        code = comp.code.coding[0].code
-        if code == "score":
+        codes = [c.code for c in comp.code.coding]
+        if codes == ["score"]:
             assert comp.valueInteger == 0
-        elif comp.valueQuantity is not None:
-            assert float(comp.valueQuantity.value) == float(
-                sent_components[code]["valueQuantity"]["value"])
-    # a resend of the same reading (same identifier) is stored once
-    http.post("/fhir/Observation", headers=h.auth("nurse-a"), json=obs_in)
+        elif comp.valueQuantity is not None:  # SpO2 comes back with the profile's LOINC code too
+            [sent] = {id(sent_components[c]): sent_components[c] for c in codes
+                      if c in sent_components}.values()
+            assert float(comp.valueQuantity.value) == float(sent["valueQuantity"]["value"])
+    # a resend of the same reading (same identifier) is stored once, and answers what was stored
+    resent = {**obs_in, "component": [c for c in obs_in["component"] if c["code"]["coding"][0]["code"] != "8867-4"]}
+    again = http.post("/fhir/Observation", headers=h.auth("nurse-a"), json=resent).json()
+    assert again == posted == http.get(f"/fhir/Observation/{posted['id']}", headers=h.auth("nurse-a")).json()
     assert http.get(f"/fhir/Observation?patient={pid}", headers=h.auth("nurse-a")).json()["total"] == 1
 
 
@@ -327,15 +337,20 @@ def test_no_patient_identifier_reaches_the_log_or_the_traces(http, h, service, o
     assert http.get(f"/fhir/Patient/{pid}", headers=h.auth("nurse-a")).status_code == 200
     assert http.post("/fhir/Observation", headers=h.auth("nurse-a"),
                      json=h.vitals_resource(pid, **h.NORMAL)).status_code == 201
-    assert http.post("/wards/ward-a/administrations", headers=h.auth("nurse-a"),
-                     json=ordered["give"]).status_code == 201
-    deadline = time.time() + 10
-    while '"name": "GET /fhir/Patient/{patient_id}"' not in service.log() and time.time() < deadline:
-        time.sleep(0.2)
+    given = http.post("/wards/ward-a/administrations", headers=h.auth("nurse-a"), json=ordered["give"])
+    assert given.status_code == 201
+    assert http.get(f"/fhir/Observation?patient={pid}", headers=h.auth("nurse-b")).status_code == 404
+    for path in (f"/fhir/Encounter?patient={pid}&date=ge2020-01-01", f"/fhir/Observation?patient={pid}",
+                 f"/fhir/MedicationRequest/{ordered['order']['id']}",
+                 f"/fhir/MedicationAdministration/{given.json()['id']}"):  # the last request
+        assert http.get(path, headers=h.auth("nurse-a")).status_code == 200
+    wait_for(lambda: '"name": "GET /fhir/MedicationAdministration/{administration_id}"' in service.log(),
+             timeout=10, what="the last request's span in the log", interval=0.2)
     log = service.log()
     assert '"http.route": "/wards/{ward}/scan"' in log  # spans were exported
     assert "GET /fhir/Patient/{patient_id} 200" in log  # and requests logged
-    for identifier in (pid, ordered["wristband"], scanned["encounter"]["id"], "Example"):
+    for identifier in (pid, ordered["wristband"], scanned["encounter"]["id"], "Example",
+                       ordered["order"]["id"], given.json()["id"]):
         assert identifier not in log
 
 

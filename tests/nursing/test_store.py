@@ -107,3 +107,24 @@ def test_postgresql_connection_is_renewed_after_the_server_drops_it(postgres):
         assert repo._query("SELECT pg_backend_pid()")[0][0] != backend
     finally:
         repo.close()
+
+
+def test_observations_page_newest_first_within_a_time_range_and_a_ward(repo):
+    enc = _admit(repo, f"WB-{uuid.uuid4().hex[:8]}")
+    t0 = time.time() - 3600
+    rows = [("nurse-a", f"r-{k}", enc.id, enc.patient_id, enc.ward if k != 4 else "ward-elsewhere",
+             t0 + 60 * k, t0 + 60 * k, None, None, 1, None, None, 70 + k, None, None, None, None, None)
+            for k in range(6)]
+    repo.write_readings(rows, [])
+    repo.write_readings(rows[:1], [])  # a resend is stored once
+
+    def readings(**kw):
+        total, page = repo.observations(enc.patient_id, kw.pop("limit", 10), **kw)
+        return total, [r["reading_id"] for r in page]
+
+    assert readings() == (6, ["r-5", "r-4", "r-3", "r-2", "r-1", "r-0"])
+    assert readings(ward=enc.ward, limit=2, offset=1) == (5, ["r-3", "r-2"])
+    assert readings(since=t0 + 60, before=t0 + 180) == (2, ["r-2", "r-1"])
+    by_source = repo.observation(source="nurse-a", reading_id="r-3")
+    assert by_source["pulse"] == 73 and repo.observation(row_id=by_source["id"]) == by_source
+    assert repo.observation(source="nurse-a", reading_id="nope") is None

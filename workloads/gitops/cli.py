@@ -169,7 +169,7 @@ def _local_environment(deploy_dir: Path, hospitals: list[str]):
     """KUBECONFIG and a store for the check: the given ones, or local stand-ins (--local)."""
     import tempfile
 
-    from medmec.localcluster import cluster
+    from medmec.localcluster import cluster, topology
     from medmec.workloads.gitops import helmchart, validate
     from medmec.workloads.modelstore.minio_server import MinioServer
     from medmec.workloads.modelstore.store import ModelStore, StoreSettings
@@ -177,7 +177,9 @@ def _local_environment(deploy_dir: Path, hospitals: list[str]):
     created: list[str] = []
     kubeconfig = os.environ.get("KUBECONFIG")
     if not kubeconfig:
-        state = cluster.up(cluster.state_dir(), log=lambda m: print(m, file=sys.stderr))
+        # a dry-run needs the control plane only: simulated nodes, unless one already runs
+        state = cluster.up(cluster.state_dir(), str(topology.KWOK_ONLY),
+                           log=lambda m: print(m, file=sys.stderr))
         kubeconfig = str(state.kubeconfig)
         if validate.kubectl(["get", "crd", "edgeinferenceservices.medmec.io"], kubeconfig).returncode:
             helmchart.install_crds(kubeconfig)

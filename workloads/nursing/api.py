@@ -1,15 +1,18 @@
-"""REST/JSON API of the nursing service (the nurse's handheld), with FHIR R4 resources.
+"""REST/JSON API of the nursing service (the nurse's handheld), and its FHIR R4 server.
 
-Every call but /healthz needs `Authorization: Bearer <token>`. Errors are RFC 9457
-problem documents (application/problem+json). Paths carry no patient identifier that a
-request log could keep: wristbands travel in request bodies, and the service's own log
-and trace spans name the route template, never the concrete path.
+Every call but /healthz, /fhir/metadata and the published definitions needs
+`Authorization: Bearer <token>`. FHIR resources go out as application/fhir+json (or
+application/json when a client asks for it); every error is an OperationOutcome with the
+HTTP status of the failure. Paths carry no patient identifier that a request log could keep:
+wristbands travel in request bodies, and the service's own log and trace spans name the
+route template, never the concrete path.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import math
 import time
 import uuid
 from typing import Literal, NoReturn
@@ -21,29 +24,55 @@ from opentelemetry import propagate, trace
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from . import fhir_codec, five_rights, worklist
+from . import fhir_codec, fhir_conformance, fhir_rest, five_rights, worklist
 from .context import (ACKNOWLEDGE, ADMINISTER, ADMIT, AUDIT, ORDER, READ, RECORD_VITALS, Context,
                       Denied)
 from .fhir_codec import FhirError
+from .fhir_rest import FHIR_JSON, JSON, BadSearch, NotAcceptable, Page
 from .records import Administration, Encounter, Order
-from .store import OBSERVATION_COLUMNS, Conflict
+from .store import Conflict
 from .tokens import Principal
-from .vitals import AlertOverflow, Reading, observation_id, row_of
+from .vitals import AlertOverflow, Reading
 
 log = logging.getLogger("medmec.nursing.api")
 tracer = trace.get_tracer("medmec.nursing")
-PROBLEM = "application/problem+json"
+SOFTWARE_VERSION = "v1"
+COUNT = Query(100, alias="_count", ge=1, le=10000, description="page size")
+OFFSET = Query(0, alias="_offset", ge=0, description="matches to skip (paging)")
 
 
 class Problem(Exception):
-    def __init__(self, status: int, title: str, detail: str, **extra):
+    """An error answered as an OperationOutcome: the HTTP status, a short title, what went
+    wrong, the FHIRPath of the offending element(s), and for a refused dose the failed right."""
+
+    def __init__(self, status: int, title: str, detail: str, *expression: str,
+                 right: str | None = None):
         super().__init__(detail)
-        self.status, self.title, self.detail, self.extra = status, title, detail, extra
+        self.status, self.title, self.detail = status, title, detail
+        self.expression, self.right = list(expression), right
 
 
-def _problem(status: int, title: str, detail: str, **extra) -> JSONResponse:
-    return JSONResponse({"type": "about:blank", "title": title, "status": status,
-                         "detail": detail, **extra}, status_code=status, media_type=PROBLEM)
+def _outcome(status: int, title: str, detail: str, expression: list[str] | None = None,
+             right: str | None = None) -> JSONResponse:
+    details = {"text": title}
+    if right:
+        details["coding"] = [{"system": fhir_conformance.FIVE_RIGHTS_SYSTEM, "code": right}]
+    return JSONResponse(fhir_rest.operation_outcome(status, detail, expression, details),
+                        status_code=status, media_type=FHIR_JSON)
+
+
+def _fhir(resource: dict, status: int = 200, location: str | None = None) -> JSONResponse:
+    headers = {"Location": location} if location else None
+    return JSONResponse(resource, status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
+def _fhir_base(request: Request) -> str:
+    return f"{str(request.base_url).rstrip('/')}/fhir"
+
+
+def _patient_id(param: str) -> str:
+    """The search parameter `patient` as an id (Patient/ID is accepted too)."""
+    return param.removeprefix("Patient/")
 
 
 class Admission(BaseModel):
@@ -80,34 +109,57 @@ def create_app(ctx: Context) -> FastAPI:
 
     @app.exception_handler(Problem)
     async def _on_problem(_, err: Problem):
-        return _problem(err.status, err.title, err.detail, **err.extra)
+        return _outcome(err.status, err.title, err.detail, err.expression, err.right)
 
     @app.exception_handler(FhirError)
     async def _on_fhir(_, err: FhirError):
-        return _problem(422, "Invalid FHIR resource", str(err))
+        return _outcome(422, "Invalid FHIR resource", str(err), err.expression)
+
+    @app.exception_handler(BadSearch)
+    async def _on_bad_search(_, err: BadSearch):
+        return _outcome(400, "Invalid search", str(err))
 
     @app.exception_handler(Denied)
     async def _on_denied(_, err: Denied):
-        resp = _problem(err.status, "Unauthorized" if err.status == 401 else "Forbidden", str(err))
+        resp = _outcome(err.status, "Unauthorized" if err.status == 401 else "Forbidden", str(err))
         if err.status == 401:
             resp.headers["WWW-Authenticate"] = "Bearer"
         return resp
 
     @app.exception_handler(RequestValidationError)
     async def _on_invalid(_, err: RequestValidationError):
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in err.errors()]
-        return _problem(422, "Invalid request", "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors), errors=errors)
+        problems = []
+        for e in err.errors():
+            if e["type"] == "json_invalid":  # loc: ("body", character offset)
+                problems.append(f"malformed JSON at character {e['loc'][-1]}: "
+                                f"{e.get('ctx', {}).get('error', e['msg'])}")
+            else:
+                problems.append(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}")
+        return _outcome(422, "Invalid request", "; ".join(problems))
 
     @app.exception_handler(Exception)
     async def _on_bug(_, err: Exception):
         # the message may carry request data: the log gets the type only
         log.error("unhandled %s", type(err).__name__)
-        return _problem(500, "Internal error", "the request failed inside the service")
+        return _outcome(500, "Internal error", "the request failed inside the service")
 
     @app.exception_handler(StarletteHTTPException)
     async def _on_http(_, err: StarletteHTTPException):
-        return _problem(err.status_code, "Error", str(err.detail))
+        return _outcome(err.status_code, "Error", str(err.detail))
+
+    async def negotiated(request: Request, call_next):
+        """FHIR content negotiation: _format, then Accept (FHIR paths only refuse)."""
+        try:
+            media = fhir_rest.response_type(request.headers.get("accept"),
+                                            request.query_params.get("_format"))
+        except NotAcceptable as err:
+            if request.url.path.startswith("/fhir/"):
+                return _outcome(406, "Not acceptable", str(err))
+            media = FHIR_JSON
+        response = await call_next(request)
+        if media == JSON and response.headers.get("content-type", "").startswith(FHIR_JSON):
+            response.headers["content-type"] = JSON
+        return response
 
     @app.middleware("http")
     async def _trace_and_log(request: Request, call_next):
@@ -115,7 +167,7 @@ def create_app(ctx: Context) -> FastAPI:
         start = time.perf_counter()
         with tracer.start_as_current_span(request.method, kind=trace.SpanKind.SERVER,
                                           context=propagate.extract(request.headers)) as span:
-            response = await call_next(request)
+            response = await negotiated(request, call_next)
             route = getattr(request.scope.get("route"), "path", "unmatched")
             span.update_name(f"{request.method} {route}")
             span.set_attributes({"http.request.method": request.method, "http.route": route,
@@ -131,10 +183,12 @@ def create_app(ctx: Context) -> FastAPI:
         if ward not in ctx.wards:
             raise Problem(404, "Unknown ward", "this service does not serve that ward")
 
-    async def visible_encounter(principal: Principal, patient_id: str) -> Encounter:
+    async def visible_encounter(principal: Principal, patient_id: str,
+                                *expression: str) -> Encounter:
         enc = await ctx.db(ctx.repo.latest_encounter, patient_id)
         if enc is None or not principal.may_access(enc.ward):
-            raise Problem(404, "Unknown patient", "no patient with this id in your ward")
+            raise Problem(404, "Unknown patient", "no patient with this id in your ward",
+                          *expression)
         return enc
 
     async def patient_and_encounter(enc: Encounter) -> dict:
@@ -146,8 +200,32 @@ def create_app(ctx: Context) -> FastAPI:
         try:
             await ctx.db(ctx.repo.ping)
         except Exception:
-            return _problem(503, "Unavailable", "the database does not answer")
+            return _outcome(503, "Unavailable", "the database does not answer")
         return {"status": "ok"}
+
+    # -- what the FHIR server publishes about itself (no credential needed) -----------------
+    @app.get("/fhir/metadata", tags=["fhir"])
+    async def metadata(request: Request):
+        """The CapabilityStatement: resources, interactions and search parameters served."""
+        return _fhir(fhir_conformance.capability_statement(_fhir_base(request), SOFTWARE_VERSION))
+
+    def publish(kind: str, published: dict[str, dict]) -> None:
+        @app.get(f"/fhir/{kind}", tags=["fhir"], summary=f"Search {kind}")
+        async def search_definitions(request: Request, url: str | None = Query(None),
+                                     count: int = COUNT, offset: int = OFFSET):
+            found = [r for r in published.values() if url is None or r["url"] == url]
+            page = Page(count, offset)
+            return _fhir(fhir_rest.searchset(_fhir_base(request), kind, {"url": [url]} if url else {},
+                                             page, len(found), page.of(found)))
+
+        @app.get(f"/fhir/{kind}/{{definition_id}}", tags=["fhir"], summary=f"Read {kind}")
+        async def read_definition(definition_id: str):
+            if definition_id not in published:
+                raise Problem(404, f"Unknown {kind}", f"this server publishes no {kind} with this id")
+            return _fhir(published[definition_id])
+
+    publish("CodeSystem", fhir_conformance.CODE_SYSTEMS)
+    publish("StructureDefinition", fhir_conformance.STRUCTURE_DEFINITIONS)
 
     # -- admissions and identification ------------------------------------------------
     @app.post("/wards/{ward}/admissions", status_code=201, tags=["patients"])
@@ -184,7 +262,7 @@ def create_app(ctx: Context) -> FastAPI:
             raise Problem(409, "Conflict", "the patient is already discharged")
         await ctx.db(ctx.repo.discharge, encounter_id, time.time())
         ctx.pipeline.forget(enc.patient_id)
-        return fhir_codec.encounter_to_fhir(await ctx.db(ctx.repo.encounter, encounter_id))
+        return _fhir(fhir_codec.encounter_to_fhir(await ctx.db(ctx.repo.encounter, encounter_id)))
 
     @app.post("/wards/{ward}/scan", tags=["patients"])
     async def scan(ward: str, body: Scan, authorization: str | None = Header(None)):
@@ -200,12 +278,13 @@ def create_app(ctx: Context) -> FastAPI:
                           "this wristband belongs to a discharged admission: do not use it")
         return await patient_and_encounter(enc)
 
+    # -- FHIR reads and searches -----------------------------------------------------------
     @app.get("/fhir/Patient/{patient_id}", tags=["fhir"])
     async def read_patient(patient_id: str, authorization: str | None = Header(None)):
         p = await who(authorization)
         ctx.authorize(p, READ)
         await visible_encounter(p, patient_id)
-        return json.loads(await ctx.db(ctx.repo.patient_resource, patient_id))
+        return _fhir(json.loads(await ctx.db(ctx.repo.patient_resource, patient_id)))
 
     @app.get("/fhir/Encounter/{encounter_id}", tags=["fhir"])
     async def read_encounter(encounter_id: str, authorization: str | None = Header(None)):
@@ -214,11 +293,30 @@ def create_app(ctx: Context) -> FastAPI:
         enc = await ctx.db(ctx.repo.encounter, encounter_id)
         if enc is None or not p.may_access(enc.ward):
             raise Problem(404, "Unknown encounter", "no such admission in your ward")
-        return fhir_codec.encounter_to_fhir(enc)
+        return _fhir(fhir_codec.encounter_to_fhir(enc))
+
+    @app.get("/fhir/Encounter", tags=["fhir"])
+    async def search_encounters(request: Request, patient: str = Query(..., description="Patient id"),
+                                date: list[str] = Query([], description="[eq|gt|ge|lt|le]date"),
+                                count: int = COUNT, offset: int = OFFSET,
+                                authorization: str | None = Header(None)):
+        """A patient's admissions in your ward whose period overlaps `date`, newest first."""
+        p = await who(authorization)
+        ctx.authorize(p, READ)
+        pid = _patient_id(patient)
+        when = fhir_rest.time_range("date", date)
+        await visible_encounter(p, pid)
+        found = [e for e in await ctx.db(ctx.repo.encounters_of, pid)
+                 if p.may_access(e.ward) and when.overlaps(e.started_at, e.ended_at)]
+        page = Page(count, offset)
+        return _fhir(fhir_rest.searchset(
+            _fhir_base(request), "Encounter", {"patient": [patient], "date": date}, page,
+            len(found), [fhir_codec.encounter_to_fhir(e) for e in page.of(found)]))
 
     # -- vitals --------------------------------------------------------------------------
     @app.post("/fhir/Observation", status_code=201, tags=["fhir"])
-    async def record_vitals(resource: dict = Body(...), authorization: str | None = Header(None)):
+    async def record_vitals(request: Request, resource: dict = Body(...),
+                            authorization: str | None = Header(None)):
         """Record a vital-signs Observation; a complete set is scored with NEWS2."""
         p = await who(authorization)
         ctx.authorize(p, RECORD_VITALS)
@@ -229,56 +327,103 @@ def create_app(ctx: Context) -> FastAPI:
                           effective_at=effective, values=vitals)
         [outcome] = await ctx.pipeline.submit([reading])
         if outcome.error is not None:
-            raise Problem(outcome.status, "Vitals refused", outcome.error)
-        row = dict(zip(OBSERVATION_COLUMNS, row_of(reading, outcome, time.time())))
-        return fhir_codec.observation_to_fhir(
-            {**row, "id": observation_id(reading.source, reading.reading_id)})
+            where = "Observation.subject" if outcome.status == 404 else "Observation.effectiveDateTime"
+            raise Problem(outcome.status, "Vitals refused", outcome.error, where)
+        # what is stored: a resent reading answers with the values first stored
+        stored = await ctx.db(ctx.repo.observation, source=reading.source,
+                              reading_id=reading.reading_id)
+        created = fhir_codec.observation_to_fhir(stored)
+        return _fhir(created, 201, f"{_fhir_base(request)}/Observation/{created['id']}")
 
-    @app.get("/fhir/Observation", tags=["fhir"])
-    async def search_vitals(patient: str = Query(..., description="Patient id"),
-                            count: int = Query(100, alias="_count", ge=1, le=10000),
-                            authorization: str | None = Header(None)):
+    @app.get("/fhir/Observation/{observation_id}", tags=["fhir"])
+    async def read_vitals(observation_id: str, authorization: str | None = Header(None)):
         p = await who(authorization)
         ctx.authorize(p, READ)
-        await visible_encounter(p, patient)
-        rows = await ctx.db(ctx.repo.observations, patient, count)
+        found = await ctx.db(ctx.repo.observation, row_id=int(observation_id)) \
+            if observation_id.isdigit() else None
+        if found is None or not p.may_access(found["ward"]):
+            raise Problem(404, "Unknown Observation", "no such Observation in your ward")
+        return _fhir(fhir_codec.observation_to_fhir(found))
+
+    @app.get("/fhir/Observation", tags=["fhir"])
+    async def search_vitals(request: Request, patient: str = Query(..., description="Patient id"),
+                            date: list[str] = Query([], description="[eq|gt|ge|lt|le]date"),
+                            count: int = COUNT, offset: int = OFFSET,
+                            authorization: str | None = Header(None)):
+        """A patient's vital signs measured in your ward within `date`, newest first."""
+        p = await who(authorization)
+        ctx.authorize(p, READ)
+        pid = _patient_id(patient)
+        when = fhir_rest.time_range("date", date)
+        await visible_encounter(p, pid)
+        total, rows = await ctx.db(
+            ctx.repo.observations, pid, count, offset=offset,
+            ward=None if p.ward == "*" else p.ward,
+            since=None if when.since == -math.inf else when.since,
+            before=None if when.before == math.inf else when.before)
 
         def build() -> dict:
-            return fhir_codec.bundle([
-                fhir_codec.observation_to_fhir({**r, "id": observation_id(r["source"], r["reading_id"])})
-                for r in rows if p.may_access(r["ward"])])
-        return await asyncio.to_thread(build)  # thousands of resources: keep the loop free
+            return fhir_rest.searchset(
+                _fhir_base(request), "Observation", {"patient": [patient], "date": date},
+                Page(count, offset), total,
+                [fhir_codec.observation_to_fhir(r) for r in rows])
+        return _fhir(await asyncio.to_thread(build))  # thousands of resources: keep the loop free
 
     # -- medication ----------------------------------------------------------------------
     @app.post("/fhir/MedicationRequest", status_code=201, tags=["fhir"])
-    async def order(resource: dict = Body(...), authorization: str | None = Header(None)):
+    async def order(request: Request, resource: dict = Body(...),
+                    authorization: str | None = Header(None)):
         """Order a medication for an admitted patient of the doctor's ward."""
         p = await who(authorization)
         ctx.authorize(p, ORDER)
         mr = fhir_codec.parse(fhir_codec.MedicationRequest, resource)
         fields = fhir_codec.order_fields(mr)
-        enc = await visible_encounter(p, fields["patient_id"])
+        enc = await visible_encounter(p, fields["patient_id"], "MedicationRequest.subject")
         if not enc.admitted:
-            raise Problem(409, "Not admitted", "orders need an admitted patient")
+            raise Problem(409, "Not admitted", "orders need an admitted patient",
+                          "MedicationRequest.subject")
         new = Order(id=str(uuid.uuid4()), encounter_id=enc.id, ward=enc.ward, status="active",
                     ordered_by=p.subject, **fields)
         stored = mr.model_dump(mode="json", exclude_none=True)
         await ctx.db(ctx.repo.add_order, new, json.dumps(stored))
-        return fhir_codec.order_to_fhir(json.dumps(stored), new)
+        return _fhir(fhir_codec.order_to_fhir(json.dumps(stored), new), 201,
+                     f"{_fhir_base(request)}/MedicationRequest/{new.id}")
 
-    @app.get("/fhir/MedicationRequest", tags=["fhir"])
-    async def search_orders(patient: str = Query(...), authorization: str | None = Header(None)):
+    async def visible_order(p: Principal, order_id: str) -> Order:
+        found = await ctx.db(ctx.repo.order, order_id)
+        if found is None or not p.may_access(found.ward):
+            raise Problem(404, "Unknown MedicationRequest", "no such order in your ward")
+        return found
+
+    @app.get("/fhir/MedicationRequest/{order_id}", tags=["fhir"])
+    async def read_order(order_id: str, authorization: str | None = Header(None)):
         p = await who(authorization)
         ctx.authorize(p, READ)
-        await visible_encounter(p, patient)
-        found = []
-        for o in await ctx.db(ctx.repo.orders, patient_id=patient):
-            if p.may_access(o.ward):
-                found.append(fhir_codec.order_to_fhir(await ctx.db(ctx.repo.order_resource, o.id), o))
-        return fhir_codec.bundle(found)
+        found = await visible_order(p, order_id)
+        return _fhir(fhir_codec.order_to_fhir(await ctx.db(ctx.repo.order_resource, found.id), found))
+
+    @app.get("/fhir/MedicationRequest", tags=["fhir"])
+    async def search_orders(request: Request, patient: str = Query(..., description="Patient id"),
+                            date: list[str] = Query([], description="[eq|gt|ge|lt|le]date"),
+                            count: int = COUNT, offset: int = OFFSET,
+                            authorization: str | None = Header(None)):
+        """A patient's orders in your ward whose dose schedule overlaps `date`."""
+        p = await who(authorization)
+        ctx.authorize(p, READ)
+        pid = _patient_id(patient)
+        when = fhir_rest.time_range("date", date)
+        await visible_encounter(p, pid)
+        found = [o for o in await ctx.db(ctx.repo.orders, patient_id=pid)
+                 if p.may_access(o.ward) and when.overlaps(o.start, o.last_slot)]
+        page = Page(count, offset)
+        resources = [fhir_codec.order_to_fhir(await ctx.db(ctx.repo.order_resource, o.id), o)
+                     for o in page.of(found)]
+        return _fhir(fhir_rest.searchset(_fhir_base(request), "MedicationRequest",
+                                         {"patient": [patient], "date": date}, page, len(found),
+                                         resources))
 
     @app.post("/wards/{ward}/administrations", status_code=201, tags=["medication"])
-    async def give(ward: str, body: Give, authorization: str | None = Header(None)):
+    async def give(request: Request, ward: str, body: Give, authorization: str | None = Header(None)):
         """Give a dose after the five-rights check; every outcome goes to the audit log."""
         p = await who(authorization)
         ctx.authorize(p, ADMINISTER, ward)
@@ -313,7 +458,8 @@ def create_app(ctx: Context) -> FastAPI:
         except Conflict:  # another handheld gave this dose a moment ago
             await refuse(audit, scanned_json, five_rights.Refusal(
                 "time", "the dose scheduled for now has already been given", duplicate=True))
-        return fhir_codec.administration_to_fhir(adm, found)
+        given = fhir_codec.administration_to_fhir(adm, found, await ctx.db(ctx.repo.order_resource, found.id))
+        return _fhir(given, 201, f"{_fhir_base(request)}/MedicationAdministration/{adm.id}")
 
     async def refuse(audit: dict, scanned: dict, refusal: five_rights.Refusal) -> NoReturn:
         await ctx.db(ctx.repo.audit, {**audit, "outcome": "refused", "right_failed": refusal.right,
@@ -322,15 +468,39 @@ def create_app(ctx: Context) -> FastAPI:
             raise Problem(409, "Duplicate administration", refusal.reason, right=refusal.right)
         raise Problem(422, f"Wrong {refusal.right}", refusal.reason, right=refusal.right)
 
-    @app.get("/fhir/MedicationAdministration", tags=["fhir"])
-    async def search_given(patient: str = Query(...), authorization: str | None = Header(None)):
+    @app.get("/fhir/MedicationAdministration/{administration_id}", tags=["fhir"])
+    async def read_given(administration_id: str, authorization: str | None = Header(None)):
         p = await who(authorization)
         ctx.authorize(p, READ)
-        await visible_encounter(p, patient)
-        orders = {o.id: o for o in await ctx.db(ctx.repo.orders, patient_id=patient)}
-        given = await ctx.db(ctx.repo.administrations, patient_id=patient)
-        return fhir_codec.bundle([fhir_codec.administration_to_fhir(a, orders[a.order_id])
-                                  for a in given if p.may_access(a.ward)])
+        adm = await ctx.db(ctx.repo.administration, administration_id)
+        if adm is None or not p.may_access(adm.ward):
+            raise Problem(404, "Unknown MedicationAdministration", "no such administration in your ward")
+        found = await ctx.db(ctx.repo.order, adm.order_id)
+        return _fhir(fhir_codec.administration_to_fhir(
+            adm, found, await ctx.db(ctx.repo.order_resource, found.id)))
+
+    @app.get("/fhir/MedicationAdministration", tags=["fhir"])
+    async def search_given(request: Request, patient: str = Query(..., description="Patient id"),
+                           effective_time: list[str] = Query(
+                               [], alias="effective-time", description="[eq|gt|ge|lt|le]date"),
+                           count: int = COUNT, offset: int = OFFSET,
+                           authorization: str | None = Header(None)):
+        """Doses given to a patient in your ward at `effective-time`, in the order given."""
+        p = await who(authorization)
+        ctx.authorize(p, READ)
+        pid = _patient_id(patient)
+        when = fhir_rest.time_range("effective-time", effective_time)
+        await visible_encounter(p, pid)
+        orders = {o.id: o for o in await ctx.db(ctx.repo.orders, patient_id=pid)}
+        found = [a for a in await ctx.db(ctx.repo.administrations, patient_id=pid)
+                 if p.may_access(a.ward) and when.contains(a.given_at)]
+        page = Page(count, offset)
+        resources = [fhir_codec.administration_to_fhir(
+            a, orders[a.order_id], await ctx.db(ctx.repo.order_resource, a.order_id))
+            for a in page.of(found)]
+        return _fhir(fhir_rest.searchset(_fhir_base(request), "MedicationAdministration",
+                                         {"patient": [patient], "effective-time": effective_time},
+                                         page, len(found), resources))
 
     # -- worklist, alerts, audit ---------------------------------------------------------
     @app.get("/wards/{ward}/worklist", tags=["ward"])

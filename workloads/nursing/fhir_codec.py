@@ -2,8 +2,9 @@
 
 Incoming resources are validated by the model library first and then checked for what
 this service needs (a wristband identifier, a GTIN-coded drug, a schedule, ...); any
-problem raises FhirError with a message naming the element. Outgoing resources are built
-as dicts and validated through the same models, so what leaves the service is valid FHIR.
+problem raises FhirError with a message and the FHIRPath of the element. Outgoing resources
+are built as dicts and validated through the same models; the official HAPI validator checks
+them in the tests (tests/nursing/test_fhir_conformance.py).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from pydantic import ValidationError
 
+from .fhir_conformance import ACVPU_SYSTEM, NEWS2_SYSTEM, RISK_SYSTEM, SPO2_SCALE_EXTENSION
 from .news2 import validate_update
 from .records import Administration, Encounter, Order
 
@@ -25,37 +27,61 @@ READING_SYSTEM = "https://medmec.io/fhir/sid/reading"
 GTIN_SYSTEM = "https://www.gs1.org/gtin"
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
-NEWS2_SYSTEM = "https://medmec.io/fhir/CodeSystem/news2"
-SPO2_SCALE_EXTENSION = "https://medmec.io/fhir/StructureDefinition/news2-spo2-scale"
+V3_INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+VITAL_SIGNS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 
-# vital-sign components: LOINC codes of the FHIR vital-signs profile, UCUM units
+# vital-sign components: the LOINC codes the FHIR R4 vital-signs profiles name (SpO2 also
+# carries the pulse-oximetry code devices send), UCUM units from its ucum-vitals-common set
 _QUANTITIES = {
-    "respiration_rate": ("9279-1", "Respiratory rate", "/min"),
-    "spo2": ("59408-5", "Oxygen saturation in Arterial blood by Pulse oximetry", "%"),
-    "systolic_bp": ("8480-6", "Systolic blood pressure", "mm[Hg]"),
-    "pulse": ("8867-4", "Heart rate", "/min"),
-    "temperature_c": ("8310-5", "Body temperature", "Cel"),
+    "respiration_rate": ([("9279-1", "Respiratory rate")], "/min"),
+    "spo2": ([("2708-6", "Oxygen saturation in Arterial blood"),
+              ("59408-5", "Oxygen saturation in Arterial blood by Pulse oximetry")], "%"),
+    "systolic_bp": ([("8480-6", "Systolic blood pressure")], "mm[Hg]"),
+    "pulse": ([("8867-4", "Heart rate")], "/min"),
+    "temperature_c": ([("8310-5", "Body temperature")], "Cel"),
 }
-_BY_LOINC = {code: (name, unit) for name, (code, _, unit) in _QUANTITIES.items()}
+_BY_LOINC = {code: (name, unit) for name, (codes, unit) in _QUANTITIES.items() for code, _ in codes}
+# NEWS2 risk -> the nearest HL7 v3 interpretation (the medmec risk coding says it exactly)
+_RISK_INTERPRETATION = {"low": ("N", "Normal"), "low-medium": ("A", "Abnormal"),
+                        "medium": ("H", "High"), "high": ("HH", "Critical high")}
+_GENDERS = {"male", "female", "other", "unknown"}
+_OBSERVATION_STATUSES = {"final", "amended", "corrected"}  # stored and served as final
 _PERIOD_SECONDS = {"min": 60, "h": 3600, "d": 86400}
 
 
 class FhirError(ValueError):
-    """A resource that is not valid FHIR, or lacks what this service needs."""
+    """A resource that is not valid FHIR, or lacks what this service needs; `expression`
+    is the FHIRPath of the offending element(s)."""
+
+    def __init__(self, message: str, *expression: str):
+        super().__init__(message)
+        self.expression = list(expression)
+
+
+def _path(resource_type: str, loc: tuple) -> str:
+    path = resource_type
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
 
 
 def parse(model, data: object):
-    if not isinstance(data, dict):
-        raise FhirError("the body must be a JSON object (a FHIR resource)")
     expected = model.get_resource_type()
+    if not isinstance(data, dict):
+        raise FhirError("the body must be a JSON object (a FHIR resource)", expected)
     if data.get("resourceType") != expected:
-        raise FhirError(f"resourceType must be {expected!r}")
+        raise FhirError(f"resourceType must be {expected!r}", f"{expected}.resourceType")
     try:
-        return model.model_validate(data)
+        resource = model.model_validate(data)
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                             for e in err.errors()[:5])
-        raise FhirError(f"invalid FHIR {expected}: {problems}") from None
+        errors = err.errors()[:5]
+        paths = [_path(expected, e["loc"]) for e in errors]
+        problems = "; ".join(f"{path}: {e['msg']}" for path, e in zip(paths, errors))
+        raise FhirError(f"invalid FHIR {expected}: {problems}", *paths) from None
+    # the model library leaves required code bindings unchecked
+    if expected == "Patient" and resource.gender is not None and resource.gender not in _GENDERS:
+        raise FhirError(f"Patient.gender must be one of {sorted(_GENDERS)}", "Patient.gender")
+    return resource
 
 
 def _out(model, data: dict) -> dict:
@@ -69,16 +95,16 @@ def instant(t: float) -> str:
 def _seconds(value, where: str) -> float:
     if isinstance(value, dt.datetime):
         if value.tzinfo is None:
-            raise FhirError(f"{where} needs a time zone")
+            raise FhirError(f"{where} needs a time zone", where)
         return value.timestamp()
-    raise FhirError(f"{where} must be a dateTime with a time")
+    raise FhirError(f"{where} must be a dateTime with a time", where)
 
 
 def _ref_id(reference, kind: str, where: str) -> str:
     ref = getattr(reference, "reference", None) or ""
     prefix = f"{kind}/"
     if not ref.startswith(prefix) or len(ref) == len(prefix):
-        raise FhirError(f"{where} must reference {kind}/<id>")
+        raise FhirError(f"{where} must reference {kind}/<id>", where)
     return ref[len(prefix):]
 
 
@@ -86,7 +112,8 @@ def _ref_id(reference, kind: str, where: str) -> str:
 def patient_wristband(patient: Patient) -> str:
     bands = [i.value for i in patient.identifier or [] if i.system == WRISTBAND_SYSTEM and i.value]
     if len(bands) != 1:
-        raise FhirError(f"Patient.identifier needs exactly one wristband ({WRISTBAND_SYSTEM})")
+        raise FhirError(f"Patient.identifier needs exactly one wristband ({WRISTBAND_SYSTEM})",
+                        "Patient.identifier")
     return bands[0]
 
 
@@ -114,41 +141,51 @@ def encounter_to_fhir(enc: Encounter) -> dict:
 
 
 # -- MedicationRequest -----------------------------------------------------------------
+_DOSAGE = "MedicationRequest.dosageInstruction[0]"
+
+
 def order_fields(mr: MedicationRequest) -> dict:
     """What the closed loop needs from an order; FhirError if it is missing or unusable."""
     if mr.status != "active" or mr.intent != "order":
-        raise FhirError("MedicationRequest must have status 'active' and intent 'order'")
+        raise FhirError("MedicationRequest must have status 'active' and intent 'order'",
+                        "MedicationRequest.status", "MedicationRequest.intent")
     patient_id = _ref_id(mr.subject, "Patient", "MedicationRequest.subject")
     codings = [c for c in (mr.medicationCodeableConcept.coding if mr.medicationCodeableConcept
                            else None) or [] if c.system == GTIN_SYSTEM and c.code]
     if len(codings) != 1:
-        raise FhirError(f"MedicationRequest.medicationCodeableConcept needs one {GTIN_SYSTEM} coding")
+        raise FhirError(f"MedicationRequest.medicationCodeableConcept needs one {GTIN_SYSTEM} coding",
+                        "MedicationRequest.medicationCodeableConcept")
     drug = codings[0]
     if not mr.dosageInstruction or len(mr.dosageInstruction) != 1:
-        raise FhirError("MedicationRequest needs exactly one dosageInstruction")
+        raise FhirError("MedicationRequest needs exactly one dosageInstruction",
+                        "MedicationRequest.dosageInstruction")
     dosage = mr.dosageInstruction[0]
     route = (dosage.route.coding or [None])[0] if dosage.route else None
     if route is None or not route.code:
-        raise FhirError("dosageInstruction.route needs a coding")
+        raise FhirError("dosageInstruction.route needs a coding", f"{_DOSAGE}.route")
     dose = dosage.doseAndRate[0].doseQuantity if dosage.doseAndRate else None
     if dose is None or dose.value is None or not (dose.code or dose.unit) or dose.value <= 0:
-        raise FhirError("dosageInstruction.doseAndRate.doseQuantity needs a positive value and a unit")
+        raise FhirError("dosageInstruction.doseAndRate.doseQuantity needs a positive value and a unit",
+                        f"{_DOSAGE}.doseAndRate[0].doseQuantity")
     repeat = dosage.timing.repeat if dosage.timing else None
     if repeat is None or repeat.boundsPeriod is None or repeat.boundsPeriod.start is None:
-        raise FhirError("dosageInstruction.timing.repeat.boundsPeriod.start (first dose) is required")
+        raise FhirError("dosageInstruction.timing.repeat.boundsPeriod.start (first dose) is required",
+                        f"{_DOSAGE}.timing.repeat.boundsPeriod.start")
     if not repeat.period or repeat.periodUnit not in _PERIOD_SECONDS or repeat.period <= 0:
-        raise FhirError("dosageInstruction.timing.repeat needs a period with periodUnit min, h or d")
+        raise FhirError("dosageInstruction.timing.repeat needs a period with periodUnit min, h or d",
+                        f"{_DOSAGE}.timing.repeat.period", f"{_DOSAGE}.timing.repeat.periodUnit")
     frequency = repeat.frequency or 1
     interval = float(repeat.period) * _PERIOD_SECONDS[repeat.periodUnit] / frequency
     if interval < 60:
-        raise FhirError("doses must be at least a minute apart")
+        raise FhirError("doses must be at least a minute apart", f"{_DOSAGE}.timing.repeat")
     if repeat.count is not None and repeat.count < 1:
-        raise FhirError("dosageInstruction.timing.repeat.count must be at least 1")
+        raise FhirError("dosageInstruction.timing.repeat.count must be at least 1",
+                        f"{_DOSAGE}.timing.repeat.count")
     return dict(patient_id=patient_id, drug_code=drug.code,
                 drug_name=drug.display or mr.medicationCodeableConcept.text or drug.code,
                 dose_value=float(dose.value), dose_unit=dose.code or dose.unit,
                 route_code=route.code, route_name=route.display or route.code,
-                start=_seconds(repeat.boundsPeriod.start, "timing.repeat.boundsPeriod.start"),
+                start=_seconds(repeat.boundsPeriod.start, f"{_DOSAGE}.timing.repeat.boundsPeriod.start"),
                 interval_s=interval, count=repeat.count)
 
 
@@ -159,7 +196,11 @@ def order_to_fhir(resource: str, order: Order) -> dict:
     return _out(MedicationRequest, data)
 
 
-def administration_to_fhir(adm: Administration, order: Order) -> dict:
+def administration_to_fhir(adm: Administration, order: Order, order_resource: str) -> dict:
+    # the route as the order coded it (system included): the five rights made them the same
+    ordered_route = json.loads(order_resource)["dosageInstruction"][0]["route"]
+    route = next((c for c in ordered_route.get("coding", []) if c.get("code") == adm.route_code),
+                 {"code": adm.route_code, "display": order.route_name})
     return _out(MedicationAdministration, {
         "resourceType": "MedicationAdministration", "id": adm.id, "status": "completed",
         "medicationCodeableConcept": {"coding": [{"system": GTIN_SYSTEM, "code": order.drug_code,
@@ -169,7 +210,7 @@ def administration_to_fhir(adm: Administration, order: Order) -> dict:
         "effectiveDateTime": instant(adm.given_at),
         "performer": [{"actor": {"display": adm.given_by}}],
         "request": {"reference": f"MedicationRequest/{adm.order_id}"},
-        "dosage": {"route": {"coding": [{"code": adm.route_code, "display": order.route_name}]},
+        "dosage": {"route": {"coding": [route]},
                    "dose": {"value": adm.dose_value, "unit": adm.dose_unit,
                             "system": UCUM, "code": adm.dose_unit}},
     })
@@ -178,79 +219,91 @@ def administration_to_fhir(adm: Administration, order: Order) -> dict:
 # -- Observation -----------------------------------------------------------------------
 def observation_fields(obs: Observation) -> tuple[str, float, str | None, dict[str, object]]:
     """(patient id, effective time, reading id or None, the vital signs it carries)."""
+    if obs.status not in _OBSERVATION_STATUSES:
+        raise FhirError(f"Observation.status must be one of {sorted(_OBSERVATION_STATUSES)}",
+                        "Observation.status")
     patient_id = _ref_id(obs.subject, "Patient", "Observation.subject")
     if obs.effectiveDateTime is None:
-        raise FhirError("Observation.effectiveDateTime is required")
+        raise FhirError("Observation.effectiveDateTime is required", "Observation.effectiveDateTime")
     effective = _seconds(obs.effectiveDateTime, "Observation.effectiveDateTime")
     reading_ids = [i.value for i in obs.identifier or [] if i.system == READING_SYSTEM and i.value]
     values: dict[str, object] = {}
-    for comp in obs.component or []:
-        coding = (comp.code.coding or [None])[0]
-        code = (coding.system, coding.code) if coding else (None, None)
-        if code[0] == LOINC and code[1] in _BY_LOINC:
-            name, unit = _BY_LOINC[code[1]]
+    paths: dict[str, str] = {}
+    for index, comp in enumerate(obs.component or []):
+        where = f"Observation.component[{index}]"
+        codes = [(c.system, c.code) for c in comp.code.coding or []]
+        loinc = next((code for system, code in codes if system == LOINC and code in _BY_LOINC), None)
+        if loinc is not None:
+            name, unit = _BY_LOINC[loinc]
             q = comp.valueQuantity
-            if q is None or q.value is None or (q.code or q.unit) != unit:
-                raise FhirError(f"component {code[1]} needs valueQuantity in {unit}")
-            values[name] = float(q.value) if name == "temperature_c" else _whole(q.value, code[1])
-        elif code == (NEWS2_SYSTEM, "consciousness"):
+            if q is None or q.value is None or (q.code or q.unit) != unit or q.system not in (None, UCUM):
+                raise FhirError(f"component {loinc} needs a valueQuantity in UCUM {unit!r}",
+                                f"{where}.valueQuantity")
+            values[name] = float(q.value) if name == "temperature_c" else _whole(q.value, loinc, where)
+        elif (NEWS2_SYSTEM, "consciousness") in codes:
             c = comp.valueCodeableConcept
-            values["consciousness"] = c.coding[0].code if c and c.coding else None
-        elif code == (NEWS2_SYSTEM, "on-oxygen"):
-            values["on_oxygen"] = comp.valueBoolean
+            name = "consciousness"
+            values[name] = next((x.code for x in c.coding or [] if x.system in (None, ACVPU_SYSTEM)),
+                                None) if c else None
+        elif (NEWS2_SYSTEM, "on-oxygen") in codes:
+            name = "on_oxygen"
+            values[name] = comp.valueBoolean
         else:
-            raise FhirError(f"unsupported Observation.component code {code[0]}|{code[1]}")
+            shown = ", ".join(f"{system}|{code}" for system, code in codes) or "none"
+            raise FhirError(f"unsupported Observation.component code ({shown})", f"{where}.code")
+        paths[name] = where
     if not values:
-        raise FhirError("the Observation carries no vital sign component")
+        raise FhirError("the Observation carries no vital sign component", "Observation.component")
     try:
         vitals = validate_update(values)
     except ValidationError as err:
-        raise FhirError("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in err.errors())) from None
+        errors = err.errors()
+        raise FhirError("; ".join(f"{e['loc'][0]}: {e['msg']}" for e in errors),
+                        *(paths.get(str(e["loc"][0]), "Observation.component") for e in errors)) from None
     return patient_id, effective, (reading_ids[0] if reading_ids else None), vitals
 
 
-def _whole(value, code: str) -> int:
+def _whole(value, code: str, where: str) -> int:
     if value != int(value):
-        raise FhirError(f"component {code} must be a whole number")
+        raise FhirError(f"component {code} must be a whole number", f"{where}.valueQuantity.value")
     return int(value)
 
 
 def observation_to_fhir(row: dict) -> dict:
     components = []
-    for name, (code, display, unit) in _QUANTITIES.items():
+    for name, (codes, unit) in _QUANTITIES.items():
         if row.get(name) is not None:
-            components.append({"code": {"coding": [{"system": LOINC, "code": code, "display": display}]},
+            components.append({"code": {"coding": [{"system": LOINC, "code": code, "display": display}
+                                                   for code, display in codes]},
                                "valueQuantity": {"value": row[name], "unit": unit,
                                                  "system": UCUM, "code": unit}})
     if row.get("consciousness") is not None:
         components.append({"code": {"coding": [{"system": NEWS2_SYSTEM, "code": "consciousness"}]},
-                           "valueCodeableConcept": {"coding": [{"system": NEWS2_SYSTEM + "/acvpu",
+                           "valueCodeableConcept": {"coding": [{"system": ACVPU_SYSTEM,
                                                                 "code": row["consciousness"]}]}})
     if row.get("on_oxygen") is not None:
         components.append({"code": {"coding": [{"system": NEWS2_SYSTEM, "code": "on-oxygen"}]},
                            "valueBoolean": bool(row["on_oxygen"])})
     if row.get("score") is not None:
+        v3_code, v3_display = _RISK_INTERPRETATION[row["risk"]]
         components.append({"code": {"coding": [{"system": NEWS2_SYSTEM, "code": "score",
                                                 "display": "NEWS2 total score"}]},
                            "valueInteger": row["score"],
-                           "interpretation": [{"text": row["risk"]}]})
+                           "interpretation": [{"coding": [
+                               {"system": RISK_SYSTEM, "code": row["risk"]},
+                               {"system": V3_INTERPRETATION, "code": v3_code, "display": v3_display}],
+                               "text": row["risk"]}]})
     return _out(Observation, {
         "resourceType": "Observation", "id": str(row["id"]), "status": "final",
         "identifier": [{"system": READING_SYSTEM, "value": row["reading_id"]}],
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                  "code": "vital-signs"}]}],
+        "category": [{"coding": [{"system": VITAL_SIGNS_CATEGORY, "code": "vital-signs",
+                                  "display": "Vital Signs"}]}],
         "code": {"coding": [{"system": LOINC, "code": "85353-1",
-                             "display": "Vital signs panel"}]},
+                             "display": "Vital signs, weight, height, head circumference, "
+                                        "oxygen saturation and BMI panel"}]},
         "subject": {"reference": f"Patient/{row['patient_id']}"},
         "encounter": {"reference": f"Encounter/{row['encounter_id']}"},
         "effectiveDateTime": instant(row["effective_at"]),
         "performer": [{"display": row["source"]}],
         "component": components,
     })
-
-
-def bundle(resources: list[dict]) -> dict:
-    """A searchset Bundle of resources already validated one by one (validating the whole
-    Bundle again would double the cost of a large search)."""
-    return {"resourceType": "Bundle", "type": "searchset", "total": len(resources),
-            "entry": [{"resource": r} for r in resources]}

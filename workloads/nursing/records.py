@@ -45,6 +45,11 @@ class Order:
     status: str  # "active" | "stopped"
     ordered_by: str
 
+    @property
+    def last_slot(self) -> float | None:
+        """The last scheduled dose; None while the order runs until stopped."""
+        return None if self.count is None else self.start + (self.count - 1) * self.interval_s
+
     def slots(self, until: float) -> list[float]:
         """Scheduled dose times from the first up to `until` (inclusive)."""
         if until < self.start:

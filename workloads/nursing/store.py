@@ -127,6 +127,7 @@ INSERT_OBSERVATION = (
     f"INSERT INTO observations ({', '.join(OBSERVATION_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in OBSERVATION_COLUMNS)}) "
     "ON CONFLICT (source, reading_id) DO NOTHING")
+_STORED_OBSERVATION = ("id",) + OBSERVATION_COLUMNS
 _ALERT_COLUMNS = ("id", "ward", "patient_id", "encounter_id", "score", "risk", "parameters",
                   "effective_at", "raised_at", "acknowledged_by", "acknowledged_at")
 _ENCOUNTER_COLUMNS = ("id", "patient_id", "ward", "wristband", "status", "spo2_scale",
@@ -264,6 +265,10 @@ class Repository:
         admitted = [e for e in found if e.admitted]
         return (admitted or found or [None])[0]
 
+    def encounters_of(self, patient_id: str) -> list[Encounter]:
+        """Every admission of a patient, newest first."""
+        return self._encounters("patient_id = ?", (patient_id,))
+
     def admitted(self, ward: str) -> list[Encounter]:
         return self._encounters("ward = ? AND status = 'in-progress'", (ward,))
 
@@ -329,6 +334,11 @@ class Repository:
                            f"WHERE {where} ORDER BY given_at", params)
         return [Administration(**dict(zip(_ADMIN_COLUMNS, r))) for r in rows]
 
+    def administration(self, administration_id: str) -> Administration | None:
+        rows = self._query(f"SELECT {_cols(_ADMIN_COLUMNS)} FROM administrations WHERE id = ?",
+                           (administration_id,))
+        return Administration(**dict(zip(_ADMIN_COLUMNS, rows[0]))) if rows else None
+
     def given_slots(self, order_id: str) -> set[float]:
         rows = self._query("SELECT slot FROM administrations WHERE order_id = ?", (order_id,))
         return {r[0] for r in rows}
@@ -347,11 +357,32 @@ class Repository:
                       json.dumps(a.parameters), a.effective_at, a.raised_at, None, None)
                      for a in alerts])
 
-    def observations(self, patient_id: str, limit: int) -> list[dict]:
-        rows = self._query(f"SELECT {_cols(OBSERVATION_COLUMNS)} FROM observations "
-                           f"WHERE patient_id = ? ORDER BY effective_at DESC, id DESC "
-                           f"LIMIT {int(limit)}", (patient_id,))
-        return [dict(zip(OBSERVATION_COLUMNS, r)) for r in rows]
+    def observations(self, patient_id: str, limit: int, *, offset: int = 0,
+                     ward: str | None = None, since: float | None = None,
+                     before: float | None = None) -> tuple[int, list[dict]]:
+        """(how many match, the page of them from `offset`), newest first, each row with its
+        `id`; `ward` limits them to one ward's, [since, before) to a time range."""
+        where, params = ["patient_id = ?"], [patient_id]
+        for condition, value in (("ward = ?", ward), ("effective_at >= ?", since),
+                                 ("effective_at < ?", before)):
+            if value is not None:
+                where.append(condition)
+                params.append(value)
+        sql_where = " AND ".join(where)
+        total = self._query(f"SELECT COUNT(*) FROM observations WHERE {sql_where}", params)[0][0]
+        rows = self._query(f"SELECT {_cols(_STORED_OBSERVATION)} FROM observations "
+                           f"WHERE {sql_where} ORDER BY effective_at DESC, id DESC "
+                           f"LIMIT {int(limit)} OFFSET {int(offset)}", params)
+        return total, [dict(zip(_STORED_OBSERVATION, r)) for r in rows]
+
+    def observation(self, *, row_id: int | None = None, source: str | None = None,
+                    reading_id: str | None = None) -> dict | None:
+        """One stored reading with its `id`: by that id, or by its source and reading id."""
+        where, params = ("id = ?", (row_id,)) if row_id is not None else \
+            ("source = ? AND reading_id = ?", (source, reading_id))
+        rows = self._query(f"SELECT {_cols(_STORED_OBSERVATION)} FROM observations WHERE {where}",
+                           params)
+        return dict(zip(_STORED_OBSERVATION, rows[0])) if rows else None
 
     def latest_values(self, encounter_id: str, since: float) -> dict[str, tuple[object, float]]:
         """Each parameter's newest value (and when it was measured) since `since`."""

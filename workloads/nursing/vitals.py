@@ -27,7 +27,6 @@ from .records import Alert, Encounter
 from .store import Repository
 
 _ALERT_NAMESPACE = uuid.UUID("0e7f6b52-8a53-4c1c-9d0e-5b3f4c6a9d21")
-_OBSERVATION_NAMESPACE = uuid.UUID("5d2c1e0a-3f4b-4e6d-8a7c-9b0d1e2f3a4b")
 _meter = metrics.get_meter("medmec.nursing")
 _readings_counter = _meter.create_counter(
     "medmec.nursing.readings", unit="{reading}", description="vitals readings handled, by outcome")
@@ -75,11 +74,6 @@ def merge(latest: dict[str, tuple[object, float]], values: dict[str, object], at
         if name not in merged or merged[name][1] <= at:
             merged[name] = (value, at)
     return merged
-
-
-def observation_id(source: str, reading_id: str) -> str:
-    """The stable FHIR Observation id of a reading (a resend gets the same id)."""
-    return str(uuid.uuid5(_OBSERVATION_NAMESPACE, f"{source}/{reading_id}"))
 
 
 def escalates(previous: str | None, result: News2Result) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from medmec.localcluster import cluster as localcluster
+from medmec.localcluster import cluster as localcluster, topology
 from medmec.workloads.modelstore.testing import minio_server, model_store  # noqa: F401
 
 
@@ -20,7 +20,7 @@ def chart_cluster(cluster, tmp_path_factory):
         yield cluster
         return
     folder = tmp_path_factory.mktemp("chart-cluster") / "cluster"
-    state = localcluster.up(folder)
+    state = localcluster.up(folder, str(topology.KWOK_ONLY))
     try:
         # the session fixture's handle type (kubectl, api, env) on the private cluster
         yield type(cluster)(kubeconfig=str(state.kubeconfig), local=True, state=state)
