@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,8 @@ NODE, NODE_IP = "np-node", "10.250.0.1"
 # pod -> (address, slice label); pod-b is in the slice's namespace but not in the slice
 PODS = {"a": ("10.250.0.10", "icu"), "b": ("10.250.0.11", None), "c": ("10.250.0.12", "icu")}
 SERVER = PODS["a"][0]
+# simulated nodes only: the node and pods here are the test's own
+KWOK_TOPOLOGY = Path(lc.__file__).with_name("topology-kwok.yaml")
 
 
 def ip(*args: str) -> None:
@@ -34,14 +37,16 @@ def pod_netns(pod: str) -> str:
     return f"{NETNS}-{pod}"
 
 
+def enter(netns: str) -> list[str]:
+    return ["nsenter", f"--net=/run/netns/{netns}", "--"]
+
+
 def test_only_the_firewall_runs_and_nothing_listens(tmp_path):
-    argv = netpolicy.in_netns("medmec-0", netpolicy.kube_router_argv(
-        tmp_path / "kube-router", tmp_path / "kr.kubeconfig", "node-1", "10.96.0.0/16"))
-    assert argv[:4] == ["ip", "netns", "exec", "medmec-0"]
+    argv = netpolicy.kube_router_argv(tmp_path / "kube-router", tmp_path / "kr.kubeconfig",
+                                      "node-1", "10.96.0.0/16")
     assert {"--run-firewall=true", "--run-router=false", "--run-service-proxy=false",
             "--health-port=0", "--metrics-port=0", "--hostname-override=node-1",
             "--service-cluster-ip-range=10.96.0.0/16"} <= set(argv)
-    assert netpolicy.in_netns(None, ["x"]) == ["x"]
 
 
 @pytest.fixture
@@ -72,8 +77,8 @@ def node_netns():
 def cluster_in_netns(node_netns, tmp_path):
     """A local control plane inside the node namespace (kube-router must reach its API)."""
     folder = tmp_path / "cluster"
-    subprocess.run(["ip", "netns", "exec", node_netns, sys.executable, "-m", "medmec",
-                    "cluster", "up", "--state-dir", str(folder)],
+    subprocess.run([*enter(node_netns), sys.executable, "-m", "medmec", "cluster", "up",
+                    "--state-dir", str(folder), "--topology", str(KWOK_TOPOLOGY)],
                    check=True, capture_output=True, text=True, timeout=300)
     try:
         yield folder
@@ -82,7 +87,7 @@ def cluster_in_netns(node_netns, tmp_path):
 
 
 def kubectl(folder, *args: str, input: str | None = None) -> str:
-    proc = subprocess.run(["ip", "netns", "exec", NETNS, str(binaries.binary("kubectl")),
+    proc = subprocess.run([*enter(NETNS), str(binaries.binary("kubectl")),
                            f"--kubeconfig={folder / 'admin.kubeconfig'}", *args],
                           input=input, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stderr}"
@@ -122,7 +127,7 @@ def strict_slice_policy() -> str:
 def reaches_server(pod: str) -> bool:
     """Whether an HTTP GET from `pod` to pod-a's server gets its answer."""
     get = (f"import urllib.request; urllib.request.urlopen('http://{SERVER}:8080/', timeout=2)")
-    return subprocess.run(["ip", "netns", "exec", pod_netns(pod), sys.executable, "-c", get],
+    return subprocess.run([*enter(pod_netns(pod)), sys.executable, "-c", get],
                           capture_output=True).returncode == 0
 
 
@@ -131,13 +136,13 @@ def test_kube_router_drops_a_packet_from_outside_a_strict_slice_netns_pods(clust
     folder = cluster_in_netns
     create_node_and_pods(folder)
     server = processes.start("pod-a-http", [
-        "ip", "netns", "exec", pod_netns("a"), sys.executable, "-m", "http.server", "8080",
+        *enter(pod_netns("a")), sys.executable, "-m", "http.server", "8080",
         "--bind", SERVER], folder / "logs" / "pod-a-http.log")
     router = None
     try:
         wait_for(lambda: reaches_server("c"), timeout=30, what="pod-a's HTTP server")
-        router = netpolicy.start(folder, folder / "admin.kubeconfig", NODE, lc.SERVICE_CIDR,
-                                 netns=NETNS)
+        router = netpolicy.start(folder, enter(NETNS), folder / "admin.kubeconfig", NODE,
+                                 str(lc.running(folder).plan().service_cidr))
         assert reaches_server("b"), "kube-router dropped traffic before any policy existed"
 
         kubectl(folder, "apply", "-f", "-", input=strict_slice_policy())
@@ -145,7 +150,7 @@ def test_kube_router_drops_a_packet_from_outside_a_strict_slice_netns_pods(clust
                  what="kube-router to drop pod-b's connection to the strict slice")
         assert reaches_server("c"), "a pod of the slice itself was cut off"
         assert "KUBE-POD-FW-" in subprocess.run(
-            ["ip", "netns", "exec", NETNS, "iptables-save", "-t", "filter"],
+            [*enter(NETNS), "iptables-save", "-t", "filter"],
             capture_output=True, text=True).stdout
 
         kubectl(folder, "delete", "networkpolicy", "-n", "ward", "icu-isolation")
