@@ -3,7 +3,8 @@
 # Chromium (the console's browser tests), PostgreSQL (the nursing store's server), a JDK
 # with Maven (the HAPI FHIR validator the nursing tests fetch from Maven Central), podman with
 # mmdebstrap and a static C toolchain (`medmec image build`), and what the local cluster's
-# real nodes run on: runc, the CNI plugins, nftables, iproute2 and nsenter (util-linux).
+# real nodes run on: runc, the CNI plugins, nftables, iproute2 and nsenter (util-linux), and
+# iptables and ipset for kube-router's NetworkPolicy firewall (netpolicy.py).
 # Installs only what is missing; needs root (or sudo) and apt-get.
 set -euo pipefail
 missing=()
@@ -16,6 +17,8 @@ fi
 command -v nft >/dev/null || missing+=(nftables)
 command -v ip >/dev/null || missing+=(iproute2)
 command -v nsenter >/dev/null || missing+=(util-linux)
+command -v iptables >/dev/null || missing+=(iptables)
+command -v ipset >/dev/null || missing+=(ipset)
 command -v javac >/dev/null || missing+=(default-jdk-headless)
 command -v mvn >/dev/null || missing+=(maven)
 command -v podman >/dev/null || missing+=(podman)
