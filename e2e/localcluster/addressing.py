@@ -100,3 +100,16 @@ def plan(network_range: ipaddress.IPv4Network, slot: int) -> Plan:
         raise ValueError(f"slot {slot} is outside {network_range} ({blocks} slots of /16)")
     base = int(network_range.network_address) + (slot << 16)
     return Plan(slot=slot, block=ipaddress.IPv4Network((base, 16)))
+
+
+def sweep(plan: Plan) -> list[dict]:
+    """The host changes named after a slot, as ledger entries in the order they are made:
+    what `up` undoes for a dead cluster whose own ledger is gone with its folder."""
+    return [{"kind": "nft-table", "family": "inet", "name": plan.nft_table},
+            {"kind": "netns", "name": plan.netns},
+            {"kind": "link", "name": plan.host_link},
+            {"kind": "route", "dst": str(plan.block)},
+            {"kind": "dir", "path": plan.run_dir},
+            {"kind": "mounts", "path": plan.run_dir},
+            {"kind": "cgroup", "path": plan.cgroup_root},
+            {"kind": "processes", "marker": plan.run_dir + "/"}]

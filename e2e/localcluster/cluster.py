@@ -306,8 +306,10 @@ def _in_use(folder: Path) -> bool:
 
 
 def _clean_slot(folder: Path, slot: int) -> None:
-    """Free a slot whose cluster died: its processes, its ledger, its state."""
-    _stop_and_remove(folder)
+    """Free a slot whose cluster died: its processes, its ledger, its state, and what is
+    named after the slot (all that is left when its folder was removed with its ledger)."""
+    _stop_and_remove(folder, release=False)  # the caller holds the slots' lock
+    ledger.undo_entries(slots.sweep(slot))
 
 
 def _start(folder: Path, topo: topology.Topology, topo_path: str,
@@ -315,7 +317,8 @@ def _start(folder: Path, topo: topology.Topology, topo_path: str,
     t0 = time.monotonic()
     folder.mkdir(parents=True)
     try:
-        slot = slots.take(folder, topo.network.slots(), _in_use, _clean_slot)
+        slot = slots.take(folder, topo.network.slots(), _in_use, _clean_slot,
+                          lambda n: addressing.sweep(addressing.plan(topo.network.range, n)))
     except slots.NoSlot as err:
         shutil.rmtree(folder, ignore_errors=True)
         raise ClusterError(str(err)) from err
@@ -476,12 +479,14 @@ def _stop_processes(state: State) -> list[str]:
     return stopped
 
 
-def _stop_and_remove(folder: Path, log: Callable[[str], None] = lambda m: None) -> list[str]:
+def _stop_and_remove(folder: Path, log: Callable[[str], None] = lambda m: None,
+                     release: bool = True) -> list[str]:
     """Stop the cluster's processes, undo its host changes, free its slot, remove it."""
     state = State.load(folder)
     stopped = _stop_processes(state) if state else []
     ledger.undo(folder / "host-changes.jsonl", log)
-    slots.release(folder)
+    if release:
+        slots.release(folder)
     shutil.rmtree(folder, ignore_errors=True)
     return stopped
 

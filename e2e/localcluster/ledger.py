@@ -111,8 +111,12 @@ def write_sysctl(key: str, value: str) -> None:
 
 def undo(path: Path, log: Callable[[str], None] = lambda m: None) -> list[str]:
     """Undo every change in the ledger at `path`, newest first; returns what was undone."""
+    return undo_entries(Ledger(path).entries(), log)
+
+
+def undo_entries(entries: list[dict], log: Callable[[str], None] = lambda m: None) -> list[str]:
     done = []
-    for entry in reversed(Ledger(path).entries()):
+    for entry in reversed(entries):
         try:
             what = UNDO[entry["kind"]](entry)
         except Exception as err:  # keep undoing the rest; say what could not be

@@ -34,25 +34,39 @@ def owner(slot: int) -> Path | None:
         return None
 
 
+def sweep(slot: int) -> list[dict]:
+    """The host changes recorded with `slot`, to undo when its cluster's ledger is gone."""
+    try:
+        return json.loads((REGISTRY / str(slot)).read_text()).get("sweep", [])
+    except (OSError, ValueError):
+        return []
+
+
 def take(folder: Path, count: int, in_use: Callable[[Path], bool],
-         clean: Callable[[Path, int], None]) -> int:
+         clean: Callable[[Path, int], None], sweep_of: Callable[[int], list[dict]]) -> int:
     """The slot `folder` holds, or the first free one.
 
     `in_use(folder)` says whether another folder's cluster is alive; a slot held by a
-    cluster that is not is freed first with `clean(its_folder, slot)`.
+    cluster that is not is freed first with `clean(its_folder, slot)`. `sweep_of(slot)` are
+    the host changes named after the slot (ledger entries), kept with it so that even a
+    cluster whose folder was removed can be cleaned.
     """
     with _lock():
         held = [s for s in range(count) if owner(s) == folder]
         if held:
             return held[0]
+        # every slot of a cluster that died (a killed run) is cleaned now, not only the one
+        # this cluster takes: its leftovers go whether or not another cluster needs the slot
         for slot in range(count):
             other = owner(slot)
-            if other is not None and in_use(other):
-                continue
-            if other is not None:
+            if other is not None and not in_use(other):
                 clean(other, slot)
-            (REGISTRY / str(slot)).write_text(json.dumps({"folder": str(folder)}))
-            return slot
+                (REGISTRY / str(slot)).unlink(missing_ok=True)
+        for slot in range(count):
+            if owner(slot) is None:
+                (REGISTRY / str(slot)).write_text(json.dumps(
+                    {"folder": str(folder), "sweep": sweep_of(slot)}))
+                return slot
     raise NoSlot(f"all {count} slots of the network range are held by running clusters "
                  f"(see {REGISTRY}); stop one with `medmec cluster down`")
 

@@ -19,8 +19,10 @@ VERSIONS = sorted(p.parent.relative_to(MODELS) for p in MODELS.glob("*/*/metadat
 
 
 def test_training_reproduces_the_committed_models_and_cards(tmp_path):
-    """Cards and metadata come out identical; the models answer the same to float32
-    precision (BLAS may round a last bit differently, so model bytes can differ)."""
+    """Cards and metadata come out identical; the models give the same answers and the
+    same probabilities to 1e-3 (BLAS rounds differently on other processors, and an
+    iteratively trained network carries that through its epochs: 4e-4 apart for
+    breast-cancer-large measured on an AMD EPYC against the committed build)."""
     result = subprocess.run([sys.executable, str(MODELS / "train.py"), "--out", str(tmp_path)],
                             capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr
@@ -38,7 +40,8 @@ def test_training_reproduces_the_committed_models_and_cards(tmp_path):
             x = load_diabetes().data.astype(np.float32)
         answers = [modelcard.run_onnx((f / "model.onnx").read_bytes(), x)
                    for f in (fresh, committed)]
-        assert np.allclose(answers[0], answers[1], atol=1e-5), version
+        assert np.array_equal(answers[0].argmax(axis=1), answers[1].argmax(axis=1)), version
+        assert np.allclose(answers[0], answers[1], atol=1e-3), version
 
 
 def test_every_card_shows_its_measured_metrics_and_every_bundle_verifies():

@@ -52,10 +52,10 @@ def test_host_sysctls_are_restored_by_the_last_cluster_only(tmp_path, monkeypatc
     shared = tmp_path / "host-sysctls.json"
     first, second = ledger.Ledger(tmp_path / "1.jsonl"), ledger.Ledger(tmp_path / "2.jsonl")
     noop = lambda folder, slot: None  # noqa: E731
-    slots.take(tmp_path / "c1", 4, lambda f: True, noop)
+    slots.take(tmp_path / "c1", 4, lambda f: True, noop, lambda n: [])
     first.keep_sysctls(["kernel.panic"], shared, str(tmp_path / "c1"))
     values["kernel.panic"] = "10"  # the first cluster's kubelet
-    slots.take(tmp_path / "c2", 4, lambda f: True, noop)
+    slots.take(tmp_path / "c2", 4, lambda f: True, noop, lambda n: [])
     second.keep_sysctls(["kernel.panic"], shared, str(tmp_path / "c2"))
 
     ledger.undo(first.path)  # the first goes down while the second runs
@@ -74,3 +74,22 @@ def test_every_kind_of_change_can_be_undone_when_it_never_happened(tmp_path, kin
              "path": str(tmp_path / "never"), "marker": str(tmp_path / "never-"),
              "file": str(tmp_path / "never.json"), "owner": str(tmp_path)}
     assert ledger.UNDO[kind](entry) is None
+
+
+def test_a_dead_clusters_slot_is_cleaned_at_the_next_take_even_without_its_folder(
+        tmp_path, monkeypatch):
+    from medmec.localcluster import slots
+    monkeypatch.setattr(slots, "REGISTRY", tmp_path / "slots")
+    alive = {tmp_path / "a": True, tmp_path / "gone": False}
+    cleaned = []
+    for folder in alive:
+        slots.take(folder, 4, lambda f: True, lambda f, s: None,
+                   lambda n: [{"kind": "dir", "path": str(tmp_path / f"leftover-{n}")}])
+    (tmp_path / "leftover-1").mkdir()
+    slot = slots.take(tmp_path / "new", 4, lambda f: alive.get(f, False),
+                      lambda f, s: cleaned.append((f, s)) or ledger.undo_entries(slots.sweep(s)),
+                      lambda n: [])
+    assert cleaned == [(tmp_path / "gone", 1)]
+    assert slot == 1  # the freed one
+    assert not (tmp_path / "leftover-1").exists()
+    assert slots.owner(0) == tmp_path / "a"
