@@ -66,11 +66,6 @@ def _selector(et: dict, role: str, bs: str | None = None) -> dict[str, str]:
     return sel
 
 
-# restricted Pod Security Standard
-_SECURITY = {"runAsNonRoot": True, "allowPrivilegeEscalation": False,
-             "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
-
-
 def _secret_volume(et: dict, items: list[str]) -> dict:
     return {"name": "secrets", "secret": {"secretName": et["spec"]["secretRef"]["name"],
                                           "items": [{"key": k, "path": k} for k in items]}}
@@ -96,7 +91,6 @@ def edge_deployment(et: dict, ms: dict, bs: str, zone: str, settings: OperatorSe
         "command": args, "ports": [{"name": "grpc", "containerPort": EDGE_PORT}],
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
         "readinessProbe": _tcp_probe(5), "livenessProbe": _tcp_probe(10),
-        "securityContext": _SECURITY,
         "volumeMounts": [{"name": "secrets", "mountPath": SECRETS_DIR, "readOnly": True},
                          {"name": "data", "mountPath": DATA_DIR}],
     }
@@ -152,7 +146,7 @@ def mobility_deployment(et: dict, ms: dict, zones: list[str], settings: Operator
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
         "readinessProbe": pods.http_probe("/healthz", "http"),
         "livenessProbe": pods.http_probe("/healthz", "http", period=10),
-        "securityContext": _SECURITY, "volumeMounts": mounts,
+        "volumeMounts": mounts,
     }
     pod_spec = {
         "priorityClassName": meta.priority_class_name(ms["spec"].get("priority", "standard")),

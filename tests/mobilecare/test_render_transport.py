@@ -52,8 +52,9 @@ def test_one_edge_site_per_route_base_station_pinned_to_its_zone(et, ms):
         assert args[args.index("--site") + 1] == bs
         assert args[args.index("--max-sessions") + 1] == "200"
         assert "--nursing-token-file" in args
+        # the restricted Pod Security Standard, as for every pod the operator renders
         sec = pod["containers"][0]["securityContext"]
-        assert sec["runAsNonRoot"] and not sec["allowPrivilegeEscalation"]
+        assert pod["securityContext"]["runAsNonRoot"] and not sec["allowPrivilegeEscalation"]
         assert sec["capabilities"] == {"drop": ["ALL"]}
         secret = next(v for v in pod["volumes"] if v["name"] == "secrets")["secret"]
         assert secret["secretName"] == "ambulance-keys"
