@@ -323,6 +323,9 @@ def _start(folder: Path, topo: topology.Topology, topo_path: str,
         shutil.rmtree(folder, ignore_errors=True)
         raise ClusterError(str(err)) from err
     plan = addressing.plan(topo.network.range, slot)
+    # the slot is ours now: anything still named after it (a run killed before it could
+    # record it anywhere) goes before it is made again
+    ledger.undo_entries(addressing.sweep(plan))
     real = topo.real_nodes()
     ports = {key: free_port() for keys in PORTS.values() for key in keys}
     state = State(folder=folder, ports=ports, procs=[], topology_file=topo_path, slot=slot,

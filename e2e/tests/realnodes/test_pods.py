@@ -52,11 +52,12 @@ def test_readiness_follows_the_probe_and_exec_reaches_the_container(real_cluster
     deployment = {
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "probed"},
         "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "probed"}},
-                 "template": pod("probed", [container(
-                     image, "probed", ["sleep", "3600"],
-                     readinessProbe={"exec": {"command": ["cat", "/tmp/ready"]},
-                                     "periodSeconds": 1, "failureThreshold": 1})])
-                 | {"metadata": {"labels": {"app": "probed"}}}}}
+                 "template": {"metadata": {"labels": {"app": "probed"}},
+                              "spec": pod("probed", [container(
+                                  image, "probed", ["sleep", "3600"],
+                                  readinessProbe={"exec": {"command": ["cat", "/tmp/ready"]},
+                                                  "periodSeconds": 1, "failureThreshold": 1})])
+                              ["spec"]}}}
     apply(real_cluster, ns, deployment)
 
     def running_pod():
