@@ -108,6 +108,11 @@ def test_a_pod_reaches_a_pod_on_another_node_through_a_service_name(real_cluster
                         "ports": [{"port": 80, "targetPort": "http", "name": "http"}]}}
     apply(real_cluster, ns, server, service)
     wait_for(lambda: ready(get(real_cluster, ns, "pod", "echo")), 180, "the echo pod Ready")
+    # a client on the hospital network (this host) reaches the Service's ClusterIP, once
+    # kube-proxy has programmed it (a pod started before that finds no route to it)
+    cluster_ip = get(real_cluster, ns, "service", "echo")["spec"]["clusterIP"]
+    body = wait_for(lambda: _get(f"http://{cluster_ip}/id"), 60, "the Service programmed")
+    assert body.strip() == "served-by-echo"
 
     fetch = ("import urllib.request; "
              f"print(urllib.request.urlopen('http://echo.{ns}.svc.cluster.local/id', timeout=10)"
@@ -120,11 +125,6 @@ def test_a_pod_reaches_a_pod_on_another_node_through_a_service_name(real_cluster
     assert done["status"]["phase"] == "Succeeded", logs
     assert "served-by-echo" in logs
     assert done["spec"]["nodeName"] != get(real_cluster, ns, "pod", "echo")["spec"]["nodeName"]
-
-    # a client on the hospital network (this host) reaches the same Service's ClusterIP
-    cluster_ip = get(real_cluster, ns, "service", "echo")["spec"]["clusterIP"]
-    with urllib.request.urlopen(f"http://{cluster_ip}/id", timeout=10) as rsp:
-        assert rsp.read().decode().strip() == "served-by-echo"
 
     # and kubectl port-forward, through the API server and the kubelet
     port = _free_port()
