@@ -23,7 +23,6 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
 
 from medmec import processes
 from medmec.localcluster import addressing, binaries, ledger, network, pki, realnodes, slots, topology
@@ -109,29 +108,6 @@ def state_dir(explicit: str | None = None) -> Path:
 
 
 # --- kubeconfigs and HTTP checks -------------------------------------------------------
-
-def _kubeconfig(folder: Path, server: str, identity: str) -> Path:
-    pki_dir = folder / "pki"
-    config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "medmec-local",
-        "clusters": [{"name": "medmec-local", "cluster": {
-            "server": server, "certificate-authority-data": _b64(pki_dir / "ca.crt")}}],
-        "users": [{"name": identity, "user": {
-            "client-certificate-data": _b64(pki_dir / f"{identity}.crt"),
-            "client-key-data": _b64(pki_dir / f"{identity}.key")}}],
-        "contexts": [{"name": "medmec-local",
-                      "context": {"cluster": "medmec-local", "user": identity}}],
-    }
-    path = folder / ("admin.kubeconfig" if identity == "admin" else f"{identity}.kubeconfig")
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    path.chmod(0o600)
-    return path
-
-
-def _b64(path: Path) -> str:
-    import base64
-    return base64.b64encode(path.read_bytes()).decode()
-
 
 def _https_ok(url: str, folder: Path | None = None) -> bool:
     """True when `url` answers 200; with `folder`, verifies the server and sends the admin cert."""
@@ -386,7 +362,7 @@ def _start_real_nodes(state: State, topo: topology.Topology, plan: addressing.Pl
 
 def _write_kubeconfigs(state: State) -> None:
     for identity in pki.CLIENTS:
-        _kubeconfig(state.folder, state.server, identity)
+        pki.write_kubeconfig(state.folder, state.server, identity)
 
 
 def _start_component(state: State, name: str, log: Callable[[str], None], attempts: int = 3) -> None:

@@ -8,10 +8,12 @@ keeps generation fast.
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
 from pathlib import Path
 
+import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -123,3 +125,25 @@ def issue_node(folder: Path, node: str, ip: str) -> None:
            ExtendedKeyUsageOID.CLIENT_AUTH)
     _issue(folder, ca_key, ca_name, f"node-{node}-serving", _name(f"system:node:{node}", ["system:nodes"]),
            ExtendedKeyUsageOID.SERVER_AUTH, _sans([node], [ip]))
+
+
+def write_kubeconfig(cluster_folder: Path, server: str, identity: str) -> Path:
+    """A kubeconfig for `identity` (its certificate and key in pki/, embedded), as
+    admin.kubeconfig or <identity>.kubeconfig in the cluster's folder."""
+    pki_dir = cluster_folder / "pki"
+
+    def b64(name: str) -> str:
+        return base64.b64encode((pki_dir / name).read_bytes()).decode()
+    config = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "medmec-local",
+        "clusters": [{"name": "medmec-local", "cluster": {
+            "server": server, "certificate-authority-data": b64("ca.crt")}}],
+        "users": [{"name": identity, "user": {"client-certificate-data": b64(f"{identity}.crt"),
+                                               "client-key-data": b64(f"{identity}.key")}}],
+        "contexts": [{"name": "medmec-local",
+                      "context": {"cluster": "medmec-local", "user": identity}}],
+    }
+    path = cluster_folder / ("admin.kubeconfig" if identity == "admin" else f"{identity}.kubeconfig")
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.chmod(0o600)
+    return path

@@ -42,26 +42,6 @@ def missing_host_tools() -> list[str]:
     return [pkg for pkg, path in wanted.items() if not path.exists()]
 
 
-def kubeconfig(folder: Path, server: str, identity: str, cert_stem: str | None = None) -> Path:
-    """A kubeconfig for `identity` whose certificate is pki/<cert_stem>.{crt,key}."""
-    pki_dir = folder / "pki"
-    stem = cert_stem or identity
-    config = {
-        "apiVersion": "v1", "kind": "Config", "current-context": "medmec-local",
-        "clusters": [{"name": "medmec-local", "cluster": {
-            "server": server, "certificate-authority": str(pki_dir / "ca.crt")}}],
-        "users": [{"name": identity, "user": {
-            "client-certificate": str(pki_dir / f"{stem}.crt"),
-            "client-key": str(pki_dir / f"{stem}.key")}}],
-        "contexts": [{"name": "medmec-local", "context": {"cluster": "medmec-local", "user": identity}}],
-    }
-    path = folder / "kubeconfigs" / f"{identity}.kubeconfig"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    path.chmod(0o600)
-    return path
-
-
 def prepare_host(folder: Path, plan: Plan, ledger: Ledger) -> None:
     """What the real nodes change on the host beyond the network, recorded before it is
     made and in the order that undoes it right (the newest first): survivors killed,
@@ -93,7 +73,7 @@ def start_node(state, plan: Plan, node: RealNode, server: str, pause_image: str,
     state.ledger.make_cgroup(f"{plan.cgroup_root}/{node.index}")
     state.ledger.make_cgroup(nodeconfig.shim_cgroup(plan, paths))
     pki.issue_node(folder / "pki", node.name, plan.node_ip(node.index))
-    kcfg = kubeconfig(folder, server, f"node-{node.name}")
+    kcfg = pki.write_kubeconfig(folder, server, f"node-{node.name}")
     (paths.cni_conf_dir / "10-medmec.conflist").write_text(
         json.dumps(nodeconfig.cni_conflist(plan, node, paths), indent=2))
     paths.containerd_config.write_text(nodeconfig.containerd_toml(plan, paths, pause_image))
@@ -132,9 +112,9 @@ def start_services(state, plan: Plan, topo: Topology, server: str) -> None:
     nodes = topo.real_nodes()
     proxy_cfg = folder / "kube-proxy.yaml"
     proxy_cfg.write_text(yaml.safe_dump(nodeconfig.kube_proxy_config(
-        plan, kubeconfig(folder, server, "kube-proxy"), nodes[0].name), sort_keys=False))
+        plan, pki.write_kubeconfig(folder, server, "kube-proxy"), nodes[0].name), sort_keys=False))
     corefile = folder / "Corefile"
-    corefile.write_text(nodeconfig.corefile(plan, kubeconfig(folder, server, "coredns")))
+    corefile.write_text(nodeconfig.corefile(plan, pki.write_kubeconfig(folder, server, "coredns")))
     admin = folder / "admin.kubeconfig"
     commands = {
         "kube-proxy": [*network.nsenter(plan), str(binaries.binary("kube-proxy")),

@@ -52,18 +52,23 @@ def kubectl_binary() -> Path:
     return binaries.binary("kubectl")
 
 
+def _local(prefix: str, topology_file: str | None):
+    """A local cluster for the session in a temporary folder, down after it."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix)) / "cluster"
+    state = localcluster.up(folder, topology_file)
+    try:
+        yield ClusterHandle(kubeconfig=str(state.kubeconfig), local=True, state=state)
+    finally:
+        localcluster.down(folder)
+
+
 @pytest.fixture(scope="session")
 def cluster():
     existing = os.environ.get("KUBECONFIG")
     if existing:
         yield ClusterHandle(kubeconfig=existing, local=False)
         return
-    folder = Path(tempfile.mkdtemp(prefix="medmec-e2e-")) / "cluster"
-    state = localcluster.up(folder, str(topology.KWOK_ONLY))
-    try:
-        yield ClusterHandle(kubeconfig=str(state.kubeconfig), local=True, state=state)
-    finally:
-        localcluster.down(folder)
+    yield from _local("medmec-e2e-", str(topology.KWOK_ONLY))
 
 
 @pytest.fixture(scope="session")
@@ -72,9 +77,4 @@ def real_cluster():
     if existing:
         yield ClusterHandle(kubeconfig=existing, local=False)
         return
-    folder = Path(tempfile.mkdtemp(prefix="medmec-e2e-real-")) / "cluster"
-    state = localcluster.up(folder)
-    try:
-        yield ClusterHandle(kubeconfig=str(state.kubeconfig), local=True, state=state)
-    finally:
-        localcluster.down(folder)
+    yield from _local("medmec-e2e-real-", None)
