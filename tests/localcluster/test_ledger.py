@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from medmec.localcluster import ledger
+from medmec.waiting import wait_for
 
 
 def test_undo_removes_created_folders_mounts_and_marked_processes_newest_first(tmp_path):
@@ -23,6 +25,9 @@ def test_undo_removes_created_folders_mounts_and_marked_processes_newest_first(t
     marker = str(tmp_path / "marker-")
     book.record("processes", marker=marker)
     survivor = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", marker])
+    # until it has exec'd, the child's command line is still this process's
+    wait_for(lambda: marker.encode() in Path(f"/proc/{survivor.pid}/cmdline").read_bytes(), 10,
+             "the survivor started")
 
     done = ledger.undo(book.path)
 
