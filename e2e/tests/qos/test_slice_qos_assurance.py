@@ -80,8 +80,6 @@ def links(tmp_path):
     emulated.stop()
 
 
-@pytest.mark.xfail(strict=False, reason="flaky since the merge of issues 11-15: failed in 2 of 4 "
-                   "fresh-clone runs (once waiting for the resolved alert); to be fixed, not hidden")
 def test_latency_breach_shifts_critical_inference_and_recovers(cluster, operator, links, tmp_path):
     # the sample hospital's base stations (the slice is admitted against their capacity)
     cluster.kubectl("apply", "-f", str(devtools.SAMPLES_DIR / "10-basestations.yaml"))
@@ -203,8 +201,13 @@ def test_latency_breach_shifts_critical_inference_and_recovers(cluster, operator
         cond = next(c for c in ms["status"]["conditions"] if c["type"] == "QoSMet")
         assert cond["reason"] == "NetworkLatencyOverBudget"
         assert cond["message"].startswith("gnb-north:")
-        north = next(m for m in ms["status"]["qos"]["measured"] if m["baseStation"] == "gnb-north")
-        assert north["rttP99Ms"] >= 80
+        # the verdict can come from pings that were in flight when the toxic was added (over
+        # budget, not yet the full 80 ms): the window fills with fully delayed ones after it
+        def north_p99() -> float | None:
+            measured = get("medicalslice", "robotic-surgery")["status"]["qos"]["measured"]
+            north = next(m for m in measured if m["baseStation"] == "gnb-north")
+            return north["rttP99Ms"] if north["rttP99Ms"] >= 80 else None
+        assert wait_for(north_p99, 30, "gnb-north's p99 with the whole window delayed") >= 80
         assert ms["status"]["qos"]["avoidBaseStations"] == ["gnb-north"]
 
         events = json.loads(cluster.kubectl("get", "events", "-n", ns, "-o", "json").stdout)["items"]
