@@ -6,14 +6,31 @@ after the ConfigMap changes, so polling the text is enough and sees every change
 that does not parse changes nothing: the last good settings stay, and the error is logged."""
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from pydantic import BaseModel, ValidationError
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_json(model: type[M], text: str) -> M:
+    """A settings file as the operator renders it (JSON); ValueError naming the first bad
+    field."""
+    try:
+        return model.model_validate(json.loads(text))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"not JSON: {err}") from None
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "document"
+        raise ValueError(f"{where}: {first['msg']}") from None
 
 
 class SettingsWatch(Generic[T]):

@@ -3,9 +3,9 @@
 parsed (pure) and applied to the running fleet."""
 from __future__ import annotations
 
-import json
+from pydantic import BaseModel, ConfigDict, Field
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from medmec.workloads.settings_watch import parse_json
 
 
 class DeclaredRobot(BaseModel):
@@ -31,14 +31,7 @@ class FleetSettings(BaseModel):
 
 def parse(text: str) -> FleetSettings:
     """fleet.json as the operator renders it; ValueError naming the first bad field."""
-    try:
-        return FleetSettings.model_validate(json.loads(text))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"not JSON: {err}") from None
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "document"
-        raise ValueError(f"{where}: {first['msg']}") from None
+    return parse_json(FleetSettings, text)
 
 
 def apply(fleet, settings: FleetSettings) -> None:

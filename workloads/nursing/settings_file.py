@@ -3,9 +3,9 @@
 (pure); the vitals pipeline scores with the thresholds in force."""
 from __future__ import annotations
 
-import json
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from medmec.workloads.settings_watch import parse_json
 
 
 class EarlyWarning(BaseModel):
@@ -30,11 +30,4 @@ class NursingSettings(BaseModel):
 
 def parse(text: str) -> NursingSettings:
     """nursing.json as the operator renders it; ValueError naming the first bad field."""
-    try:
-        return NursingSettings.model_validate(json.loads(text))
-    except json.JSONDecodeError as err:
-        raise ValueError(f"not JSON: {err}") from None
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "document"
-        raise ValueError(f"{where}: {first['msg']}") from None
+    return parse_json(NursingSettings, text)
