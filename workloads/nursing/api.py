@@ -191,6 +191,17 @@ def create_app(ctx: Context) -> FastAPI:
                           *expression)
         return enc
 
+    async def search_scope(authorization: str | None, patient: str, param: str,
+                           values: list[str]) -> tuple[Principal, str, fhir_rest.TimeRange]:
+        """What every search by patient and time starts with: the reader allowed to read,
+        the patient's id, visible in the reader's ward, and the time range searched."""
+        p = await who(authorization)
+        ctx.authorize(p, READ)
+        pid = _patient_id(patient)
+        when = fhir_rest.time_range(param, values)
+        await visible_encounter(p, pid)
+        return p, pid, when
+
     async def patient_and_encounter(enc: Encounter) -> dict:
         resource = json.loads(await ctx.db(ctx.repo.patient_resource, enc.patient_id))
         return {"patient": resource, "encounter": fhir_codec.encounter_to_fhir(enc)}
@@ -301,11 +312,7 @@ def create_app(ctx: Context) -> FastAPI:
                                 count: int = COUNT, offset: int = OFFSET,
                                 authorization: str | None = Header(None)):
         """A patient's admissions in your ward whose period overlaps `date`, newest first."""
-        p = await who(authorization)
-        ctx.authorize(p, READ)
-        pid = _patient_id(patient)
-        when = fhir_rest.time_range("date", date)
-        await visible_encounter(p, pid)
+        p, pid, when = await search_scope(authorization, patient, "date", date)
         found = [e for e in await ctx.db(ctx.repo.encounters_of, pid)
                  if p.may_access(e.ward) and when.overlaps(e.started_at, e.ended_at)]
         page = Page(count, offset)
@@ -351,11 +358,7 @@ def create_app(ctx: Context) -> FastAPI:
                             count: int = COUNT, offset: int = OFFSET,
                             authorization: str | None = Header(None)):
         """A patient's vital signs measured in your ward within `date`, newest first."""
-        p = await who(authorization)
-        ctx.authorize(p, READ)
-        pid = _patient_id(patient)
-        when = fhir_rest.time_range("date", date)
-        await visible_encounter(p, pid)
+        p, pid, when = await search_scope(authorization, patient, "date", date)
         total, rows = await ctx.db(
             ctx.repo.observations, pid, count, offset=offset,
             ward=None if p.ward == "*" else p.ward,
@@ -408,11 +411,7 @@ def create_app(ctx: Context) -> FastAPI:
                             count: int = COUNT, offset: int = OFFSET,
                             authorization: str | None = Header(None)):
         """A patient's orders in your ward whose dose schedule overlaps `date`."""
-        p = await who(authorization)
-        ctx.authorize(p, READ)
-        pid = _patient_id(patient)
-        when = fhir_rest.time_range("date", date)
-        await visible_encounter(p, pid)
+        p, pid, when = await search_scope(authorization, patient, "date", date)
         found = [o for o in await ctx.db(ctx.repo.orders, patient_id=pid)
                  if p.may_access(o.ward) and when.overlaps(o.start, o.last_slot)]
         page = Page(count, offset)
@@ -486,11 +485,7 @@ def create_app(ctx: Context) -> FastAPI:
                            count: int = COUNT, offset: int = OFFSET,
                            authorization: str | None = Header(None)):
         """Doses given to a patient in your ward at `effective-time`, in the order given."""
-        p = await who(authorization)
-        ctx.authorize(p, READ)
-        pid = _patient_id(patient)
-        when = fhir_rest.time_range("effective-time", effective_time)
-        await visible_encounter(p, pid)
+        p, pid, when = await search_scope(authorization, patient, "effective-time", effective_time)
         orders = {o.id: o for o in await ctx.db(ctx.repo.orders, patient_id=pid)}
         found = [a for a in await ctx.db(ctx.repo.administrations, patient_id=pid)
                  if p.may_access(a.ward) and when.contains(a.given_at)]
