@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-import httpx
 from pydantic import BaseModel, ValidationError
 
 from medmec.operator import render_fleet
-from medmec.operator.conditions import condition
+from medmec.operator.live_view import LiveView
 from medmec.operator.settings import OperatorSettings
 
-FIGURES = ("robotsOnline", "tasksQueued", "tasksActive")
-CONDITION = "DispatcherReachable"
+VIEW = LiveView(condition="DispatcherReachable",
+                figures=("robotsOnline", "tasksQueued", "tasksActive"),
+                unreachable="DispatcherUnreachable", bad="BadFleetView", read_ok="FleetViewRead")
 # waiting for a robot (pending) or in a robot's queue (assigned): queued; on board: active
 QUEUED, ACTIVE = {"pending", "assigned"}, {"picked_up"}
 
@@ -57,20 +57,6 @@ def fleet_url(template: str, crf: dict) -> str:
 def live_status(crf: dict, settings: OperatorSettings, deployed: bool) -> dict:
     """The live figures and a DispatcherReachable condition, as status fields (None = unset)."""
     if not deployed:
-        return _unknown("NotDeployed", "no dispatcher while the fleet is not deployed")
-    url = fleet_url(settings.fleet_url_template, crf)
-    try:
-        rsp = httpx.get(url, timeout=settings.fleet_timeout_seconds)
-    except (httpx.HTTPError, httpx.InvalidURL) as err:
-        return _unknown("DispatcherUnreachable", f"GET {url}: {err or type(err).__name__}")
-    if not rsp.is_success:
-        return _unknown("BadFleetView", f"GET {url} answered HTTP {rsp.status_code}")
-    try:
-        figures = counts(rsp.json())
-    except ValueError as err:  # JSON decoding errors are ValueErrors too
-        return _unknown("BadFleetView", f"GET {url}: {err}")
-    return {**figures, "conditions": [condition(CONDITION, True, "FleetViewRead", f"read {url}")]}
-
-
-def _unknown(reason: str, message: str) -> dict:
-    return {**dict.fromkeys(FIGURES), "conditions": [condition(CONDITION, False, reason, message)]}
+        return VIEW.unknown("NotDeployed", "no dispatcher while the fleet is not deployed")
+    return VIEW.read(fleet_url(settings.fleet_url_template, crf), settings.fleet_timeout_seconds,
+                     counts)

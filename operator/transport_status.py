@@ -7,15 +7,17 @@ refresh. When the mobility service cannot be read the figures are unset, not gue
 """
 from __future__ import annotations
 
-import httpx
 from pydantic import BaseModel, ValidationError
 
 from medmec.operator import render_transport
 from medmec.operator.conditions import condition
+from medmec.operator.live_view import LiveView
 from medmec.operator.settings import OperatorSettings
 
-FIGURES = ("servingBaseStation", "edgeSite", "news2", "etaSeconds", "openAlerts", "moves")
-CONDITION = "MobilityReachable"
+VIEW = LiveView(condition="MobilityReachable",
+                figures=("servingBaseStation", "edgeSite", "news2", "etaSeconds", "openAlerts", "moves"),
+                unreachable="MobilityUnreachable", bad="BadTransportView",
+                read_ok="TransportViewRead")
 # the mobility service's own conditions the resource shows
 PASSED_ON = ("Following", "PreArrivalSent", "Arrived")
 
@@ -67,21 +69,6 @@ def transport_url(template: str, et: dict) -> str:
 
 def live_status(et: dict, settings: OperatorSettings, deployed: bool) -> dict:
     if not deployed:
-        return _unknown("NotDeployed", "no mobility service while the transport is not deployed")
-    url = transport_url(settings.transport_url_template, et)
-    try:
-        rsp = httpx.get(url, timeout=settings.fleet_timeout_seconds)
-    except (httpx.HTTPError, httpx.InvalidURL) as err:
-        return _unknown("MobilityUnreachable", f"GET {url}: {err or type(err).__name__}")
-    if not rsp.is_success:
-        return _unknown("BadTransportView", f"GET {url} answered HTTP {rsp.status_code}")
-    try:
-        found = fields(rsp.json())
-    except ValueError as err:
-        return _unknown("BadTransportView", f"GET {url}: {err}")
-    return {**found, "conditions": found["conditions"] + [
-        condition(CONDITION, True, "TransportViewRead", f"read {url}")]}
-
-
-def _unknown(reason: str, message: str) -> dict:
-    return {**dict.fromkeys(FIGURES), "conditions": [condition(CONDITION, False, reason, message)]}
+        return VIEW.unknown("NotDeployed", "no mobility service while the transport is not deployed")
+    return VIEW.read(transport_url(settings.transport_url_template, et),
+                     settings.fleet_timeout_seconds, fields)
