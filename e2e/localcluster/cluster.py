@@ -343,7 +343,7 @@ def _start_real_nodes(state: State, topo: topology.Topology, plan: addressing.Pl
     from medmec.localcluster import images
     realnodes.prepare_host(state.folder, plan, state.ledger)
     api = config.new_client_from_config(str(state.kubeconfig))
-    for obj in realnodes.cluster_objects(state.folder, plan, topo):
+    for obj in realnodes.cluster_objects(state.folder, topo):
         try:
             utils.create_from_dict(api, obj)
         except utils.FailToCreateError as err:

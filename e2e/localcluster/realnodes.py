@@ -7,6 +7,7 @@ the control plane's, and every host change goes through the cluster's ledger.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -19,17 +20,13 @@ import yaml
 from medmec import processes
 from medmec.localcluster import binaries, network, nodeconfig, pki
 from medmec.localcluster.addressing import Plan
-from medmec.localcluster.ledger import Ledger
+from medmec.localcluster.ledger import Ledger, run_checked
 from medmec.localcluster.topology import RealNode, Topology
 
 START_TIMEOUT = 120.0
 STORAGE_CLASS = "local"
 VOLUMES_PER_NODE = 6
 VOLUME_SIZE = "5Gi"
-
-
-class NodeError(RuntimeError):
-    pass
 
 
 def missing_host_tools() -> list[str]:
@@ -66,8 +63,7 @@ def start_node(state, plan: Plan, node: RealNode, server: str, pause_image: str,
         (paths.data / sub).mkdir(parents=True, exist_ok=True)
     paths.kubelet_root.mkdir(parents=True, exist_ok=True)
     # the "mounts" entry of the run folder in the ledger unmounts it
-    _run(["mount", "--bind", str(paths.data / "kubelet"), str(paths.kubelet_root)],
-         f"bind-mount the kubelet root of {node.name}")
+    run_checked(["mount", "--bind", str(paths.data / "kubelet"), str(paths.kubelet_root)])
     for i in range(VOLUMES_PER_NODE):
         (paths.data / "volumes" / f"vol-{i}").mkdir(parents=True, exist_ok=True)
     state.ledger.make_cgroup(f"{plan.cgroup_root}/{node.index}")
@@ -93,8 +89,7 @@ def start_node(state, plan: Plan, node: RealNode, server: str, pause_image: str,
     processes.wait_ready(containerd, lambda: _ok([*ctr, "version"]), START_TIMEOUT)
     for archive in archives:
         t0 = time.monotonic()
-        _run([*ctr, "-n", "k8s.io", "images", "import", "--no-unpack=false", str(archive)],
-             f"import {archive.name} into {node.name}")
+        run_checked([*ctr, "-n", "k8s.io", "images", "import", "--no-unpack=false", str(archive)])
         log(f"{node.name}: image {archive.name} imported ({time.monotonic() - t0:.1f} s)")
 
     kubelet = processes.start(
@@ -132,28 +127,26 @@ def start_services(state, plan: Plan, topo: Topology, server: str) -> None:
     processes.wait_ready(coredns, lambda: _http(f"http://{plan.dns_ip}:8181/ready"), START_TIMEOUT)
 
 
-def cluster_objects(folder: Path, plan: Plan, topo: Topology) -> list[dict]:
+def _bind_user(name: str, cluster_role: str, user: str) -> dict:
+    rbac = "rbac.authorization.k8s.io"
+    return {"apiVersion": f"{rbac}/v1", "kind": "ClusterRoleBinding", "metadata": {"name": name},
+            "roleRef": {"apiGroup": rbac, "kind": "ClusterRole", "name": cluster_role},
+            "subjects": [{"apiGroup": rbac, "kind": "User", "name": user}]}
+
+
+def cluster_objects(folder: Path, topo: Topology) -> list[dict]:
     """RBAC for the nodes' components, and local PersistentVolumes on each real node behind
     a default StorageClass, so that claims bind by themselves."""
     objects: list[dict] = [
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": {"name": "medmec:apiserver-kubelet-client"},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                     "name": "system:kubelet-api-admin"},
-         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                       "name": pki.REAL_NODE_CLIENTS["apiserver-kubelet-client"][0]}]},
+        _bind_user("medmec:apiserver-kubelet-client", "system:kubelet-api-admin",
+                   pki.REAL_NODE_CLIENTS["apiserver-kubelet-client"][0]),
         {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
          "metadata": {"name": "medmec:coredns"},
          "rules": [{"apiGroups": [""], "resources": ["services", "pods", "namespaces", "endpoints"],
                     "verbs": ["list", "watch"]},
                    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"],
                     "verbs": ["list", "watch"]}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": {"name": "medmec:coredns"},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                     "name": "medmec:coredns"},
-         "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User",
-                       "name": pki.REAL_NODE_CLIENTS["coredns"][0]}]},
+        _bind_user("medmec:coredns", "medmec:coredns", pki.REAL_NODE_CLIENTS["coredns"][0]),
         {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
          "metadata": {"name": STORAGE_CLASS,
                       "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
@@ -182,7 +175,6 @@ def local_volume(folder: Path, node: str, index: int) -> dict:
 
 
 def _path_env() -> dict:
-    import os
     # the kubelet and containerd find runc, the CNI plugins, mount and iptables on PATH
     path = os.environ.get("PATH", "")
     extra = [p for p in ("/usr/sbin", "/sbin", "/usr/bin", "/bin") if p not in path.split(":")]
@@ -197,9 +189,3 @@ def _http(url: str) -> bool:
     import urllib.request
     with urllib.request.urlopen(url, timeout=2) as rsp:
         return rsp.status == 200
-
-
-def _run(argv: list[str], what: str) -> None:
-    proc = subprocess.run(argv, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise NodeError(f"{what} failed: {proc.stderr.strip() or proc.stdout.strip()}")
