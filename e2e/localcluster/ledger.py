@@ -231,20 +231,30 @@ def _undo_dir(entry: dict) -> str | None:
     return f"folder {path}"
 
 
+def pids_with(*markers: str) -> list[int]:
+    """The processes (other than this one) with every one of `markers` on their command line."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if all(m.encode() in cmdline for m in markers):
+            found.append(int(proc.name))
+    return found
+
+
 def _undo_processes(entry: dict) -> str | None:
     """Kill whatever still runs with `marker` on its command line (a killed run's kubelets,
     containerds and shims: the marker is a path of the cluster's own)."""
-    marker = entry["marker"].encode()
-    me = os.getpid()
     killed = 0
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == me:
-            continue
+    for pid in pids_with(entry["marker"]):
         try:
-            if marker in (proc / "cmdline").read_bytes():
-                os.kill(int(proc.name), signal.SIGKILL)
-                killed += 1
-        except (OSError, ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+            killed += 1
+        except ProcessLookupError:
             continue
     return f"{killed} processes of {entry['marker']}" if killed else None
 

@@ -105,7 +105,7 @@ def test_up_after_a_killed_run_cleans_its_survivors_beside_a_running_cluster(
     wait_for(lambda: subprocess.run([*kubectl, "get", "pod", "survivor", "-o",
                                      "jsonpath={.status.phase}"], capture_output=True,
                                     text=True).stdout == "Running", 180, "the pod Running")
-    shims = _pids_with(first.plan().run_dir + "/", "containerd-shim")
+    shims = ledger.pids_with(first.plan().run_dir + "/", "containerd-shim")
     assert shims, "a running pod has a containerd shim"
     # kill every recorded process at once, as the end of a session does
     for proc in first.procs:
@@ -127,16 +127,3 @@ def test_up_after_a_killed_run_cleans_its_survivors_beside_a_running_cluster(
 def _pause() -> str:
     from medmec.localcluster import images
     return images.ensure("pause").ref
-
-
-def _pids_with(*markers: str) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                cmdline = (proc / "cmdline").read_bytes()
-                if all(m.encode() in cmdline for m in markers):
-                    found.append(int(proc.name))
-            except OSError:
-                continue
-    return found
