@@ -1,36 +1,39 @@
-"""`make demo`: medmec on the local control plane, end to end, in one command.
+"""`make demo`: medmec on the local cluster's real nodes, end to end, in one command.
 
-1. the local cluster (reused when running): nodes grouped by 5G base station;
-2. a MinIO model store with the sample models pushed (checksummed, immutable);
-3. the Helm charts for the sample hospital St Luke's (CRDs, RBAC, PriorityClasses,
-   base stations, slices) and the operator, running with the chart's ServiceAccount;
-4. the hospital's services: inference from its GitOps overlay, the robot fleet and the
-   nursing service from crds/samples; waits until every resource is Ready;
-5. the workloads as local processes (pods on KWOK nodes run no containers): a Triton
-   inference server with a canary and escalation to a larger model, the robot dispatcher
-   on the sample hospital map, the nursing service;
-6. a real request to each, and what it returned.
+1. the local cluster (reused when running): a real node at each 5G base station's MEC site,
+   beside simulated ones, with the medmec and MinIO images loaded;
+2. the two Helm charts as hospital IT installs them (CRDs, then the platform with the sample
+   hospital St Luke's values): the operator (two replicas), the in-cluster MinIO model store,
+   the QoS prober with its reflectors, the console, the base stations and slices;
+3. the sample models pushed into the in-cluster store through its Service (checksummed);
+4. the hospital's services: inference from its GitOps overlay, the robot fleet, the nursing
+   service and ambulance AMB-07 from crds/samples; the operator deploys each as pods on the
+   real node of the right base station; waits until every resource is Ready;
+5. real requests through the Services, as clients on the hospital network send them: six
+   breast-cancer cases (KServe v2, one escalated to the larger model), a pharmacy-to-ward
+   robot delivery, a wearable's vitals raising a ward alert, the ambulance's drive.
 
-Everything it starts is attached to the cluster's state: `medmec cluster down` stops it all;
-a second `make demo` restarts the demo's processes on the running cluster.
+No workload runs as a local process: `medmec cluster down` removes everything.
 """
 from __future__ import annotations
 
+import base64
 import json
-import secrets
-import shutil
 import sys
 import time
 from pathlib import Path
 
-from medmec import processes
-from medmec.localcluster import cluster, topology
+from medmec.cluster_services import ServiceAddresses
+from medmec.localcluster import cluster
 
 HOSPITAL = "st-luke"
 REPO = Path(__file__).resolve().parent.parent
 MODELS = REPO / "models"
 SAMPLES = REPO / "crds" / "samples"
-WARD = "ward-4a"
+WARD = "4a"
+PLATFORM_NS = "medmec-system"
+# the in-cluster model store's volume: the local cluster's volumes are 5 Gi each
+STORE_SIZE = "2Gi"
 
 
 def log(message: str) -> None:
@@ -41,36 +44,47 @@ def section(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
-def start_model_store(folder: Path, work: Path):
-    from medmec.workloads.modelstore.minio_server import MinioServer
-    from medmec.workloads.modelstore.store import ModelStore
-
-    server = MinioServer.start(work / "minio")
-    cluster.attach(folder, server.proc)
-    store = ModelStore(server.settings)
-    for version_dir in sorted(MODELS.glob("*/[0-9]*")):
-        meta = store.push(version_dir)
-        log(f"pushed model {meta['name']} version {meta['version']} to {server.endpoint}")
-    return server, store
-
-
-def install_and_run_operator(folder: Path, kubeconfig: str, work: Path, store_server) -> None:
-    from medmec.operator import devtools
+def install_platform(kubeconfig: str) -> None:
+    """The two documented `helm install`s, with the images this checkout built."""
+    from medmec.localcluster import images
     from medmec.workloads.gitops import helmchart
 
-    # the demo's model store is a local process for now: no in-cluster MinIO
-    store = {"modelStore.minio.enabled": False, "modelStore.endpoint": store_server.endpoint,
-             "modelStore.credentials": {"accessKey": store_server.settings.access_key,
-                                        "secretKey": store_server.settings.secret_key}}
-    helmchart.install_hospital(kubeconfig, HOSPITAL, set_values=store)
-    log(f"helm: installed charts medmec-crds and medmec for {HOSPITAL}")
-    argv, env = helmchart.local_operator(kubeconfig, HOSPITAL, work / "operator", store)
-    proc = processes.start("medmec-operator", argv, work / "operator" / "operator.log", env=env)
-    cluster.attach(folder, proc)
-    port = env["MEDMEC_OPERATOR_LIVENESS_PORT"]
-    processes.wait_ready(proc, lambda: _http_ok(f"http://127.0.0.1:{port}/healthz"), 60, "live")
-    log("operator running with the chart's ServiceAccount token (its RBAC only)")
-    devtools.install(kubeconfig, local_volumes=4)  # PersistentVolumes: no provisioner here
+    def image(name: str) -> dict:
+        repository, tag = images.ensure(name, log=log).ref.rsplit(":", 1)
+        return {"repository": repository, "tag": tag}
+    helmchart.install_hospital(kubeconfig, HOSPITAL, set_values={
+        "image": image("medmec"), "modelStore.minio.image": image("minio"),
+        "modelStore.minio.persistence.size": STORE_SIZE})
+    log(f"helm: installed charts medmec-crds and medmec for {HOSPITAL} (every platform pod Ready)")
+
+
+def secret_value(kubeconfig: str, namespace: str, name: str, key: str) -> str:
+    from medmec.operator import devtools
+    data = json.loads(devtools.kubectl(kubeconfig, "get", "secret", name, "-n", namespace,
+                                       "-o", "json").stdout)["data"]
+    return base64.b64decode(data[key]).decode()
+
+
+def push_models(kubeconfig: str, services: ServiceAddresses) -> None:
+    """The AI team's CI step: every sample model version into the in-cluster store (a
+    version already there, from an earlier run, must hold the same bytes)."""
+    from medmec.workloads.modelstore.store import ModelStore, StoreSettings, VersionExists
+
+    def key(name: str) -> str:
+        return secret_value(kubeconfig, PLATFORM_NS, "medmec-model-store", name)
+    endpoint = services.address(PLATFORM_NS, "medmec-minio", 9000)
+    store = ModelStore(StoreSettings(endpoint=endpoint, access_key=key("access-key"),
+                                     secret_key=key("secret-key")))
+    for version_dir in sorted(MODELS.glob("*/[0-9]*")):
+        try:
+            meta = store.push(version_dir)
+        except VersionExists:
+            meta = json.loads((version_dir / "metadata.json").read_text())
+            if store.metadata(meta["name"], meta["version"])["sha256"] != meta["sha256"]:
+                raise
+            log(f"model {meta['name']} version {meta['version']} is in the store already")
+            continue
+        log(f"pushed model {meta['name']} version {meta['version']} to the store at {endpoint}")
 
 
 def apply_hospital(kubeconfig: str) -> None:
@@ -83,43 +97,20 @@ def apply_hospital(kubeconfig: str) -> None:
     for sample in ("40-robots.yaml", "50-nursing.yaml", "60-ambulance.yaml"):
         devtools.kubectl(kubeconfig, "apply", "-f", str(SAMPLES / sample))
     log("applied the GitOps overlay (inference) and the robot fleet, nursing and ambulance samples")
-    devtools.wait_converged(kubeconfig, timeout=240)
+    devtools.wait_converged(kubeconfig, timeout=420)
     log("every medmec resource is Ready")
 
 
-def _http_ok(url: str) -> bool:
-    import urllib.request
-    with urllib.request.urlopen(url, timeout=2) as response:
-        return response.status == 200
-
-
-def start_inference(folder: Path, work: Path, store_server):
-    from medmec.workloads.inference.process import InferenceServer
-
-    models = work / "models"  # filled from the store, checksums verified, as the init step does
-    large = InferenceServer.start(work, models, "breast-cancer-large", "1",
-                                  env=store_server.env(), name="inference-large")
-    cluster.attach(folder, large.proc)
-    edge = InferenceServer.start(
-        work, models, "breast-cancer", "1", env=store_server.env(), name="inference-edge",
-        extra_args=["--canary-version", "2", "--canary-percent", "20",
-                    "--max-batch-size", "16", "--max-queue-delay-us", "500",
-                    "--escalation-threshold", "0.9", "--escalation-url", large.url,
-                    "--escalation-model", "breast-cancer-large"])
-    cluster.attach(folder, edge.proc)
-    log(f"inference: edge {edge.url} (v1, canary v2 20%), escalation {large.url}")
-    return edge
-
-
-def diagnose(edge) -> list[dict]:
-    """Six real cases of the held-out data through the KServe v2 HTTP API."""
+def diagnose(services: ServiceAddresses) -> list[dict]:
+    """Six real cases of the held-out data through the screening Service (KServe v2 HTTP)."""
     import numpy as np
     import tritonclient.http as httpclient
     from sklearn.datasets import load_breast_cancer
 
     data = load_breast_cancer()
     rows = data.data[[0, 19, 40, 73, 100, 150]].astype(np.float32)
-    client = httpclient.InferenceServerClient(edge.http_address)
+    client = httpclient.InferenceServerClient(
+        services.address("imaging", "breast-cancer-screening-predictor", 8000))
     answers = []
     for row in rows:
         tensor = httpclient.InferInput("features", [1, 30], "FP32")
@@ -137,25 +128,20 @@ def _text(result, output: str) -> str:
     return result.as_numpy(output).ravel()[0].decode()
 
 
-def start_dispatch(folder: Path, work: Path):
-    from medmec.workloads.dispatch.local_service import LocalDispatcher
-    dispatcher = LocalDispatcher.start(work)  # the sample hospital's map
-    cluster.attach(folder, dispatcher.proc)
-    log(f"dispatch: gRPC {dispatcher.target}, fleet view {dispatcher.url}/v1/fleet")
-    return dispatcher
-
-
-def deliver(dispatcher) -> dict:
-    """Two robots register; the pharmacy sends medicine to ward room a1 on floor 2."""
+def deliver(services: ServiceAddresses) -> dict:
+    """The fleet's robots amr-01 and amr-02 come online at their docks; the pharmacy sends
+    medicine to ward room a1 on floor 2."""
     import grpc
     from medmec.workloads.dispatch.protos import dispatch_pb2, dispatch_pb2_grpc
 
-    with grpc.insecure_channel(dispatcher.target) as channel:
+    target = services.address("logistics", "delivery-robots-dispatch", 50051)
+    with grpc.insecure_channel(target) as channel:
         stub = dispatch_pb2_grpc.DispatchStub(channel)
-        for robot, bay in (("tug-1", "pharmacy-bay-1"), ("tug-2", "laboratory-bay-1")):
+        for robot, home, capabilities in (("amr-01", "f0-park-00a", ["medicine", "specimen"]),
+                                          ("amr-02", "f0-park-00b", ["medicine", "meals"])):
             stub.RegisterRobot(dispatch_pb2.RegisterRobotRequest(
-                robot_id=robot, node=bay, speed_mps=1.0, payload_kg=40, battery_pct=90,
-                capabilities=["medicine", "specimen", "linen", "meals"]))
+                robot_id=robot, node=home, speed_mps=1.0, payload_kg=30, battery_pct=90,
+                capabilities=capabilities))
         task = stub.SubmitTask(dispatch_pb2.SubmitTaskRequest(
             pickup="pharmacy", dropoff="f2-room-a1w", weight_kg=2.5, kind="medicine"))
         deadline = time.monotonic() + 30
@@ -169,122 +155,129 @@ def deliver(dispatcher) -> dict:
             "route": " -> ".join(w.node for w in route.waypoints[:6]) + " ..."}
 
 
-def start_nursing(folder: Path, work: Path) -> tuple[str, str, dict]:
-    from medmec.workloads.nursing.local_service import LocalNursingService
-
-    tokens = {"dr-okafor": {"token": secrets.token_urlsafe(24), "role": "doctor", "ward": WARD},
-              "nurse-017": {"token": secrets.token_urlsafe(24), "role": "nurse", "ward": WARD},
-              "gateway-1": {"token": secrets.token_urlsafe(24), "role": "device", "ward": WARD}}
-    (work / "nursing").mkdir(parents=True, exist_ok=True)
-    service = LocalNursingService(work / "nursing", f"sqlite:///{work / 'nursing' / 'nursing.db'}",
-                                  tokens, [WARD]).start()
-    cluster.attach(folder, service.proc)
-    log(f"nursing: REST {service.url}, gRPC {service.target}")
-    return service.url, service.target, tokens
+def nursing_tokens(kubeconfig: str) -> dict[str, str]:
+    """The ward's sample credentials (crds/samples/50-nursing.yaml), by role."""
+    tokens = json.loads(secret_value(kubeconfig, "wards", "nursing-tokens", "tokens.json"))["tokens"]
+    return {p["role"]: token for token, p in tokens.items() if p["ward"] == WARD}
 
 
-def news2_alert(url: str, target: str, tokens: dict) -> dict:
+def news2_alert(services: ServiceAddresses, tokens: dict[str, str]) -> dict:
     """Admit a patient, stream one deteriorating set of vitals from a wearable gateway,
     and read the ward's alert (no patient identifier leaves the service in this output)."""
+    import secrets
+
     import grpc
     import httpx
     from medmec.workloads.nursing.protos import nursing_pb2, nursing_pb2_grpc
 
-    def auth(who):
-        return {"Authorization": f"Bearer {tokens[who]['token']}"}
+    def auth(role):
+        return {"Authorization": f"Bearer {tokens[role]}"}
 
-    with httpx.Client(base_url=url, timeout=10) as http:
-        admitted = http.post(f"/wards/{WARD}/admissions", headers=auth("dr-okafor"), json={
+    with httpx.Client(base_url=services.url("wards", "bedside-nursing", 8080), timeout=10) as http:
+        admitted = http.post(f"/wards/{WARD}/admissions", headers=auth("doctor"), json={
             "patient": {"resourceType": "Patient", "identifier": [
                 {"system": "https://medmec.io/fhir/sid/wristband", "value": secrets.token_hex(6)}],
                 "gender": "male", "birthDate": "1951-07-19"},
-            "spo2_scale": 1, "assigned_nurse": "nurse-017"})
+            "spo2_scale": 1, "assigned_nurse": "nurse-4a"})
         admitted.raise_for_status()
         patient_id = admitted.json()["patient"]["id"]
-        with grpc.insecure_channel(target) as channel:
+        with grpc.insecure_channel(services.address("wards", "bedside-nursing", 50051)) as channel:
             stub = nursing_pb2_grpc.CloudNursingStub(channel)
             reading = nursing_pb2.VitalReading(
-                reading_id="demo-1", patient_id=patient_id,
+                reading_id=f"demo-{secrets.token_hex(4)}", patient_id=patient_id,
                 effective_time_ms=int(time.time() * 1000), respiration_rate=26, spo2=91,
                 on_oxygen=False, systolic_bp=98, pulse=124, consciousness="A",
                 temperature_c=38.6)
             acks = stub.StreamVitals(iter([nursing_pb2.VitalBatch(readings=[reading])]),
-                                     metadata=[("authorization", f"Bearer {tokens['gateway-1']['token']}")])
+                                     metadata=[("authorization", f"Bearer {tokens['device']}")])
             ack = next(acks)
-        alerts = http.get(f"/wards/{WARD}/alerts", headers=auth("nurse-017")).json()["alerts"]
+        alerts = http.get(f"/wards/{WARD}/alerts", headers=auth("nurse")).json()["alerts"]
     shown = [{k: a[k] for k in ("ward", "score", "risk", "parameters", "raised_at")}
-             for a in alerts]  # the demo prints no patient identifiers either
+             for a in alerts if a["patient_id"] == patient_id]  # no patient identifiers printed
     return {"readings_acknowledged": ack.handled, "alerts": shown}
 
 
-def ambulance(folder: Path, work: Path, nursing_url: str, nursing_target: str, tokens: dict) -> dict:
+def ambulance(kubeconfig: str, services: ServiceAddresses, tokens: dict[str, str]) -> dict:
     """AMB-07's session follows it across the base stations; the ward gets every sample."""
-    from medmec.workloads.mobilecare.demo import emergency_rescue
-    return emergency_rescue(work / "mobilecare", nursing_url, nursing_target, WARD,
-                            tokens["dr-okafor"]["token"], tokens["gateway-1"]["token"],
-                            lambda proc: cluster.attach(folder, proc))
-
-
-def show_resources(kubeconfig: str) -> None:
     from medmec.operator import devtools
-    print(devtools.kubectl(kubeconfig, "get", "medmec", "-A").stdout)
+    from medmec.workloads.mobilecare.demo import emergency_rescue
+
+    et = json.loads(devtools.kubectl(kubeconfig, "get", "emergencytransport", "amb-07", "-n",
+                                     "emergency", "-o", "json").stdout)
+    return emergency_rescue(services.url("emergency", "amb-07-mobility", 8090), "amb-07",
+                            et["spec"]["relocation"]["route"], services.dial,
+                            services.url("wards", "bedside-nursing", 8080), WARD, tokens["doctor"])
+
+
+def kubectl_out(kubeconfig: str, *args: str) -> str:
+    from medmec.operator import devtools
+    return devtools.kubectl(kubeconfig, *args).stdout
+
+
+def live_columns_filled(kubeconfig: str, edge_site: str) -> bool:
+    """The operator has read the workloads' live figures since the requests: the fleet's
+    robots online, the ambulance's session at its last site."""
+    def status(kind: str, namespace: str, name: str) -> dict:
+        return json.loads(kubectl_out(kubeconfig, "get", kind, name, "-n", namespace,
+                                      "-o", "json")).get("status", {})
+    return (status("carerobotfleet", "logistics", "delivery-robots").get("robotsOnline", 0) > 0
+            and status("emergencytransport", "emergency", "amb-07").get("edgeSite") == edge_site)
 
 
 def main() -> int:
+    from medmec.waiting import wait_for
+
     folder = cluster.state_dir()
     try:
-        # the workloads below still run as local processes beside simulated nodes; with the
-        # default topology's real nodes their pods would wait for an image-backed install
-        state = cluster.up(folder, str(topology.KWOK_ONLY), log=log)
+        state = cluster.up(folder, log=log)  # the default topology: real nodes at each site
     except cluster.ClusterError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     kubeconfig = str(state.kubeconfig)
-    stopped = cluster.stop_addons(folder)
-    if stopped:
-        log(f"restarting the demo's processes ({', '.join(stopped)})")
-    work = folder / "demo"
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
+    services = ServiceAddresses(kubeconfig)
 
     section("The hospital's edge: nodes by 5G base station")
     print(cluster.describe(state))
     try:
-        store_server, _ = start_model_store(folder, work)
-        install_and_run_operator(folder, kubeconfig, work, store_server)
+        install_platform(kubeconfig)
+        push_models(kubeconfig, services)
         apply_hospital(kubeconfig)
-        section("kubectl get medmec -A")
-        show_resources(kubeconfig)
+        section("kubectl get pods -A -o wide: the pods on the real node of each base station")
+        print(kubectl_out(kubeconfig, "get", "pods", "-A", "-o", "wide"))
+        tokens = nursing_tokens(kubeconfig)
 
-        edge = start_inference(folder, work, store_server)
-        dispatcher = start_dispatch(folder, work)
-        nursing_url, nursing_target, tokens = start_nursing(folder, work)
-
-        section("AI diagnosis: 6 held-out breast-cancer cases through Triton (KServe v2)")
-        for answer in diagnose(edge):
+        section("AI diagnosis: 6 held-out breast-cancer cases through the screening Service (KServe v2)")
+        for answer in diagnose(services):
             print(f"  {json.dumps(answer)}")
         section("Robot delivery: medicine from the pharmacy to floor 2, room a1")
-        print(f"  {json.dumps(deliver(dispatcher))}")
+        print(f"  {json.dumps(deliver(services))}")
         section("Cloud nursing: a wearable's vitals, scored with NEWS2")
-        print(f"  {json.dumps(news2_alert(nursing_url, nursing_target, tokens), default=str)}")
+        print(f"  {json.dumps(news2_alert(services, tokens), default=str)}")
         section("Emergency rescue: ambulance AMB-07 drives across the three base stations")
-        print(f"  {json.dumps(ambulance(folder, work, nursing_url, nursing_target, tokens))}")
+        drive = ambulance(kubeconfig, services, tokens)
+        print(f"  {json.dumps(drive)}")
+
+        wait_for(lambda: live_columns_filled(kubeconfig, drive["edge_site"]), 60,
+                 "the live figures of the fleet and the ambulance")
+        section("kubectl get medmec -A: every column from the running workloads")
+        print(kubectl_out(kubeconfig, "get", "medmec", "-A"))
     except Exception as err:
-        print(f"\nerror: {err}\n(logs: {work}, {folder / 'logs'}; the cluster keeps running; "
-              "`medmec cluster down` stops everything)", file=sys.stderr)
+        print(f"\nerror: {err}\n(logs: kubectl logs -n NAMESPACE POD, {folder / 'logs'}; the "
+              "cluster keeps running; `medmec cluster down` stops everything)", file=sys.stderr)
         return 1
 
+    console = services.url(PLATFORM_NS, "medmec-console", 8080)
     print(f"""
 == Explore
   eval "$(.venv/bin/medmec cluster env)"       # KUBECONFIG, and kubectl and helm on PATH
-  kubectl get medmec -A                        # slices, services, fleets, nursing
+  kubectl get medmec -A                        # slices, services, fleets, nursing, ambulances
   kubectl describe ms robotic-surgery -n surgery
-  kubectl get pods -A -o wide                  # placed on GPU nodes near their base station
-  kubectl get et -A -o wide                    # the ambulance: vehicle, base station, edge site, NEWS2
-  helm list -A
-  curl {dispatcher.url}/v1/fleet    # the robot fleet
-  .venv/bin/medmec cluster status              # every process, nodes by base station
-  logs: {work}
+  kubectl get pods -A -o wide                  # on the real node of each base station
+  kubectl logs -n logistics deploy/delivery-robots-dispatch
+  helm list -A; helm test medmec -n medmec-system
+  curl {services.url("logistics", "delivery-robots-dispatch", 8080)}/v1/fleet    # the robot fleet
+  {console}                  # the console (token: see `helm status medmec -n medmec-system`)
+  .venv/bin/medmec cluster status              # nodes by base station
 
 == Tear down
   .venv/bin/medmec cluster down""")

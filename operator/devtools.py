@@ -98,14 +98,15 @@ def sample_map_configmap(namespace: str = "logistics", name: str = "hospital-map
 
 
 def not_ready(kubeconfig: str) -> list[str]:
-    """medmec resources whose Ready condition is not True (base stations have none)."""
-    out = kubectl(kubeconfig, "get", ",".join(PLURALS[1:]), "-A", "-o", "yaml").stdout
+    """medmec resources whose Ready condition is not True."""
+    out = kubectl(kubeconfig, "get", ",".join(PLURALS), "-A", "-o", "yaml").stdout
     waiting = []
     for item in yaml.safe_load(out)["items"]:
         conds = {c["type"]: c for c in item.get("status", {}).get("conditions") or []}
         if conds.get("Ready", {}).get("status") != "True":
             md = item["metadata"]
-            waiting.append(f"{item['kind']} {md['namespace']}/{md['name']}: "
+            where = f"{md['namespace']}/" if md.get("namespace") else ""  # BaseStations: cluster-wide
+            waiting.append(f"{item['kind']} {where}{md['name']}: "
                            f"{conds.get('Ready', {}).get('message', 'no status yet')}")
     return waiting
 

@@ -256,6 +256,7 @@ def up(folder: Path, topology_file: str | None = None,
         if state is not None:
             if all(p.alive() for p in state.procs):
                 log(f"a cluster is already running in {folder}; reusing it")
+                _load_new_images(state, log)
                 return state
             log(f"found a stale cluster in {folder} (from a killed run); cleaning it up")
         _stop_and_remove(folder)
@@ -351,13 +352,23 @@ def _start_real_nodes(state: State, topo: topology.Topology, plan: addressing.Pl
                 raise
     # the pause image (every pod's sandbox) and the images the platform runs
     built = {name: images.ensure(name, log=log) for name in images.NAMES}
-    pause = built["pause"]
-    archives = [image.archive for image in built.values()]
     for node in topo.real_nodes():
-        realnodes.start_node(state, plan, node, state.server, pause.ref, archives, log)
+        realnodes.start_node(state, plan, node, state.server, built["pause"].ref,
+                             list(built.values()), log)
     realnodes.start_services(state, plan, topo, state.server)
     _wait_nodes_ready(state, {n.name for n in topo.real_nodes()}, NODES_READY_TIMEOUT,
                       gpus={n.name: n.gpus for n in topo.real_nodes()})
+
+
+def _load_new_images(state: State, log: Callable[[str], None]) -> None:
+    """The images built since the running cluster started, into its real nodes."""
+    from medmec.localcluster import images
+    topo = state.topology()
+    if not topo.real_nodes():
+        return
+    built = [images.ensure(name, log=log) for name in images.NAMES]
+    for node in topo.real_nodes():
+        realnodes.import_images(state.folder, state.plan(), node, built, log)
 
 
 def _write_kubeconfigs(state: State) -> None:

@@ -90,10 +90,12 @@ class Ledger:
         run_checked(argv)
 
 
-def run_checked(argv: list[str], input: str | None = None) -> None:
+def run_checked(argv: list[str], input: str | None = None) -> str:
+    """Run a command; its output, or RuntimeError with its error output."""
     proc = subprocess.run(argv, capture_output=True, text=True, input=input)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc.stdout
 
 
 def read_sysctl(key: str) -> str | None:

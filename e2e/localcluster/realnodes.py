@@ -55,7 +55,7 @@ def prepare_host(folder: Path, plan: Plan, ledger: Ledger) -> None:
 
 
 def start_node(state, plan: Plan, node: RealNode, server: str, pause_image: str,
-               archives: list[Path], log: Callable[[str], None]) -> None:
+               images: list, log: Callable[[str], None]) -> None:
     """containerd, the node's images, then its kubelet."""
     folder = state.folder
     paths = nodeconfig.NodePaths.of(folder, plan, node)
@@ -77,7 +77,7 @@ def start_node(state, plan: Plan, node: RealNode, server: str, pause_image: str,
     paths.kubelet_config.write_text(yaml.safe_dump(
         nodeconfig.kubelet_config(plan, node, paths, folder / "pki"), sort_keys=False))
 
-    ctr = [str(binaries.binary("ctr")), "--address", str(paths.containerd_socket)]
+    ctr = _ctr(paths)
     containerd = processes.start(
         f"containerd-{node.name}",
         [*network.nsenter(plan), str(binaries.binary("containerd")), "--config",
@@ -87,10 +87,7 @@ def start_node(state, plan: Plan, node: RealNode, server: str, pause_image: str,
     state.procs.append(containerd)
     state.save()
     processes.wait_ready(containerd, lambda: _ok([*ctr, "version"]), START_TIMEOUT)
-    for archive in archives:
-        t0 = time.monotonic()
-        run_checked([*ctr, "-n", "k8s.io", "images", "import", "--no-unpack=false", str(archive)])
-        log(f"{node.name}: image {archive.name} imported ({time.monotonic() - t0:.1f} s)")
+    import_images(folder, plan, node, images, log)
 
     kubelet = processes.start(
         f"kubelet-{node.name}",
@@ -172,6 +169,24 @@ def local_volume(folder: Path, node: str, index: int) -> dict:
                  "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [
                      {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}]}]}}},
     }
+
+
+def import_images(folder: Path, plan: Plan, node: RealNode, images: list,
+                  log: Callable[[str], None]) -> None:
+    """Import into the node's containerd each image (images.Image) it does not hold yet:
+    all of them at start, and on a reused cluster the images built since it started."""
+    ctr = _ctr(nodeconfig.NodePaths.of(folder, plan, node))
+    held = set(run_checked([*ctr, "-n", "k8s.io", "images", "ls", "-q"]).split())
+    for image in images:
+        if image.ref in held:
+            continue
+        t0 = time.monotonic()
+        run_checked([*ctr, "-n", "k8s.io", "images", "import", "--no-unpack=false", str(image.archive)])
+        log(f"{node.name}: image {image.ref} imported ({time.monotonic() - t0:.1f} s)")
+
+
+def _ctr(paths: nodeconfig.NodePaths) -> list[str]:
+    return [str(binaries.binary("ctr")), "--address", str(paths.containerd_socket)]
 
 
 def _path_env() -> dict:

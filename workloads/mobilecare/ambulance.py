@@ -54,8 +54,9 @@ class Monitor:
     """The ambulance's patient monitor: samples at `rate_hz` per channel, channels staggered."""
 
     def __init__(self, session_id: str, resolve: Resolve, rate_hz: float = 1.0, seed: int = 0,
-                 eta: Callable[[], int] | None = None):
+                 eta: Callable[[], int] | None = None, dial: Callable[[str], str] = str):
         self.session_id, self.resolve, self.rate_hz = session_id, resolve, rate_hz
+        self.dial = dial  # a site's target as the sites name it -> the address to connect to
         self.rng = random.Random(seed)
         self.eta = eta
         self.pending: list[pb.Sample] = []  # produced, not yet acknowledged
@@ -95,7 +96,7 @@ class Monitor:
 
     def channel(self, target: str) -> grpc.aio.Channel:
         if target not in self._channels:
-            self._channels[target] = grpc.aio.insecure_channel(target, CHANNEL_OPTIONS)
+            self._channels[target] = grpc.aio.insecure_channel(self.dial(target), CHANNEL_OPTIONS)
         return self._channels[target]
 
     async def run(self, done: asyncio.Event, max_backoff_s: float = 0.5) -> None:
