@@ -156,7 +156,8 @@ def test_validate_accepts_the_overlays_and_refuses_bad_ones(chart_cluster, model
     deploy = Path(shutil.copytree(REPO / "deploy", tmp_path / "deploy"))
     overlay = deploy / "overlays/st-luke"
     report = validate.validate_overlay(overlay, kc, model_store)
-    assert report.ok and report.services == ["breast-cancer-screening", "diabetes-risk"], report
+    assert report.ok and report.services == [
+        "breast-cancer-screening", "breast-cancer-second-opinion", "diabetes-risk"], report
 
     # the API server's CEL rule: a canary of the live version
     patch = overlay / "models/breast-cancer-screening.yaml"
