@@ -123,7 +123,7 @@ def over_grpc(server: InferenceServer, workload: Workload) -> Callable[[], Calla
     import tritonclient.grpc as grpcclient
 
     def make_call():
-        client = grpcclient.InferenceServerClient(server.grpc_address)
+        client = grpcclient.InferenceServerClient(server.target)
         infer_input = grpcclient.InferInput(_input_name(workload), list(workload.case.shape),
                                             "FP32")
         infer_input.set_data_from_numpy(workload.case)
@@ -159,9 +159,9 @@ def measure(workload: Workload, duration: float, rounds: int, state: Path) -> di
     try:
         for mode, extra in (("b", ["--no-dynamic-batching"]),
                             ("c", ["--max-queue-delay-us", str(QUEUE_DELAY_US)])):
-            servers[mode] = InferenceServer.start(
+            servers[mode] = InferenceServer(
                 state, workload.model_dir, workload.name, workload.version,
-                [*SERVER_ARGS, *extra], name=f"bench-{workload.key}-{mode}")
+                [*SERVER_ARGS, *extra], name=f"bench-{workload.key}-{mode}").start()
         callers = {"a": in_process(workload), "b": over_grpc(servers["b"], workload),
                    "c": over_grpc(servers["c"], workload)}
         results = {}

@@ -106,7 +106,7 @@ class RestartedSession:
         for bs in ROUTE:
             site = LocalEdgeSite(workdir, bs, key)
             site.database = workdir / "session.db"  # the volume that moves with the session
-            site.proxied = emulate(proxy, f"baseline-{k}-{bs}", site.port)
+            site.proxied = emulate(proxy, f"baseline-{k}-{bs}", site.grpc_port)
             self.sites[bs] = site
         self.current = ROUTE[0]
         self.session_id = f"sess-baseline-{k:04d}"
@@ -195,7 +195,7 @@ def main() -> int:
         for bs in ROUTE:
             sites[bs] = LocalEdgeSite(work, bs, key, max_sessions=10000).start()
             started.append(sites[bs])
-        proxied = {bs: emulate(proxy, bs, s.port) for bs, s in sites.items()}
+        proxied = {bs: emulate(proxy, bs, s.grpc_port) for bs, s in sites.items()}
         transports = [{"vehicle": f"amb-{i:03d}", "sessionId": f"sess-bench-{i:05d}", "route": ROUTE}
                       for i in range(AMBULANCES)]
         (work / "mobility").mkdir()
@@ -253,7 +253,7 @@ def main() -> int:
         (work / "capacity").mkdir()
         one = LocalEdgeSite(work / "capacity", "gnb-capacity", key, max_sessions=100000).start()
         started.append(one)
-        target = emulate(proxy, "gnb-capacity", one.port)
+        target = emulate(proxy, "gnb-capacity", one.grpc_port)
         print(f"\nsessions one edge service holds (p99 sample-to-acknowledgement within the "
               f"remote-monitoring budget of {BUDGET_MS} ms; {STEP_S:g} s per step, the devices in "
               f"one client process on the same 2 cores)")

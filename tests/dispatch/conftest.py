@@ -70,8 +70,8 @@ class DispatchServer:
         from medmec.workloads.dispatch.local_service import LocalDispatcher
         from medmec.workloads.dispatch.protos import dispatch_pb2_grpc
 
-        self.local = LocalDispatcher.start(self.tmp_path, self.map_path, self.timeout,
-                                           state_dir=self.state_dir)
+        self.local = LocalDispatcher(self.tmp_path, self.map_path, self.timeout,
+                                     state_dir=self.state_dir).start()
         self.http = self.local.url
         self.channel = grpc.insecure_channel(self.local.target)
         self.stub = dispatch_pb2_grpc.DispatchStub(self.channel)
@@ -79,7 +79,10 @@ class DispatchServer:
 
     def stop(self, kill: bool = False) -> None:
         self.channel.close()
-        self.local.stop(kill)
+        if kill:  # a crash: no chance to flush or close anything
+            self.local.kill()
+        else:
+            self.local.stop()
 
     def fleet(self) -> dict:
         return self.local.fleet()
@@ -96,5 +99,5 @@ def dispatch_server(tmp_path):
 
     yield start
     for server in servers:
-        if server.local.proc.alive():
+        if server.local.proc is not None:  # not stopped by the test
             server.stop()

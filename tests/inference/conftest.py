@@ -45,9 +45,9 @@ def pushed_models(model_store):
 def plain_server(tmp_path_factory, minio_server, pushed_models):
     """breast-cancer:1 alone, pulled from the store into an empty model folder at start."""
     state = tmp_path_factory.mktemp("plain")
-    server = InferenceServer.start(state, state / "models", "breast-cancer", "1",
-                                   ["--max-batch-size", "8", "--max-queue-delay-us", "2000"],
-                                   env={**minio_server.env(), "OTEL_TRACES_EXPORTER": "console"})
+    server = InferenceServer(state, state / "models", "breast-cancer", "1",
+                             ["--max-batch-size", "8", "--max-queue-delay-us", "2000"],
+                             env={**minio_server.env(), "OTEL_TRACES_EXPORTER": "console"}).start()
     yield server
     server.stop()
 
@@ -58,7 +58,7 @@ def large_server(tmp_path_factory):
     state = tmp_path_factory.mktemp("large")
     local = state / "models"
     shutil.copytree(MODELS / "breast-cancer-large", local / "breast-cancer-large")
-    server = InferenceServer.start(state, local, "breast-cancer-large", "1",
-                                   ["--max-batch-size", "64"])
+    server = InferenceServer(state, local, "breast-cancer-large", "1",
+                             ["--max-batch-size", "64"]).start()
     yield server
     server.stop()

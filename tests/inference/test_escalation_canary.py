@@ -29,13 +29,13 @@ def reference(name: str, version: str, x: np.ndarray) -> np.ndarray:
 @pytest.fixture(scope="module")
 def edge_server(tmp_path_factory, minio_server, pushed_models, large_server):
     state = tmp_path_factory.mktemp("edge")
-    server = InferenceServer.start(
+    server = InferenceServer(
         state, state / "models", "breast-cancer", "1",
         ["--canary-version", "2", "--canary-percent", str(CANARY_PERCENT),
          "--max-batch-size", "8", "--max-queue-delay-us", "1000",
          "--escalation-threshold", str(THRESHOLD), "--escalation-url", large_server.url,
          "--escalation-model", "breast-cancer-large"],
-        env=minio_server.env(), name="inference-edge")
+        env=minio_server.env(), name="inference-edge").start()
     yield server
     server.stop()
 
@@ -131,12 +131,12 @@ def _hard_examples(store) -> dict[str, dict]:
 def test_when_the_escalation_server_is_away_the_edge_answer_stands_and_says_so(
         tmp_path, minio_server, pushed_models):
     closed_port = netutil.free_port()
-    with InferenceServer.start(
+    with InferenceServer(
             tmp_path, tmp_path / "models", "breast-cancer", "1",
             ["--escalation-threshold", str(THRESHOLD),
              "--escalation-url", f"http://127.0.0.1:{closed_port}",
              "--escalation-model", "breast-cancer-large", "--escalation-timeout-s", "1"],
-            env=minio_server.env(), name="inference-orphan") as server:
+            env=minio_server.env(), name="inference-orphan").start() as server:
         x_test, _ = held_out(metadata("breast-cancer", "1"))
         edge = reference("breast-cancer", "1", x_test)
         low = int(np.flatnonzero(edge.max(axis=1) < THRESHOLD)[0])

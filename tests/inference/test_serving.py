@@ -27,7 +27,7 @@ CLIENTS = {"http": httpclient, "grpc": grpcclient}
 
 
 def client(server, protocol):
-    address = server.http_address if protocol == "http" else server.grpc_address
+    address = server.http_address if protocol == "http" else server.target
     return CLIENTS[protocol].InferenceServerClient(address)
 
 

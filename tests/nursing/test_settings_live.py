@@ -2,12 +2,9 @@
 and scores with new ones as soon as the file changes, without a restart."""
 import json
 import os
-import sys
 
 import httpx
 
-from medmec import processes
-from medmec.netutil import free_port
 from medmec.waiting import wait_for
 from medmec.workloads.nursing.local_service import LocalNursingService
 
@@ -24,37 +21,26 @@ def _settings(medium: int, high: int) -> str:
 def test_new_thresholds_reach_the_running_service(tmp_path, h):
     settings = tmp_path / "nursing.json"
     settings.write_text(_settings(6, 8))
-    svc = LocalNursingService(tmp_path, f"sqlite:///{tmp_path}/nursing.db", h.TOKENS, ["ward-a"])
-    port = free_port()
-    proc = processes.start("nursing", [
-        sys.executable, "-m", "medmec", "serve", "nursing", "--host", "127.0.0.1",
-        "--http-port", str(port), "--grpc-port", str(free_port()),
-        "--database", svc.database, "--tokens-file", str(svc.tokens), "--ward", "ward-a",
-        "--settings", str(settings)], tmp_path / "nursing.log")
-    try:
-        url = f"http://127.0.0.1:{port}"
-        processes.wait_ready(proc, lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200,
-                             timeout=60)
-        with httpx.Client(base_url=url, timeout=30) as http:
-            pid = h.admit(http, "ward-a", "WB-settings-1")["patient"]["id"]
+    with LocalNursingService(tmp_path, f"sqlite:///{tmp_path}/nursing.db", h.TOKENS, ["ward-a"],
+                             extra_args=["--settings", str(settings)]).start() as svc, \
+            httpx.Client(base_url=svc.url, timeout=30) as http:
+        pid = h.admit(http, "ward-a", "WB-settings-1")["patient"]["id"]
 
-            def alerts() -> list:
-                return [a for a in http.get("/wards/ward-a/alerts", headers=h.auth("nurse-a"))
-                        .json()["alerts"] if a["patient_id"] == pid]
-            r = http.post("/fhir/Observation", headers=h.auth("nurse-a"),
-                          json=h.vitals_resource(pid, **FIVE))
-            assert r.status_code == 201, r.text
-            assert alerts() == []  # 5 is under this service's medium threshold of 6
+        def alerts() -> list:
+            return [a for a in http.get("/wards/ward-a/alerts", headers=h.auth("nurse-a"))
+                    .json()["alerts"] if a["patient_id"] == pid]
+        r = http.post("/fhir/Observation", headers=h.auth("nurse-a"),
+                      json=h.vitals_resource(pid, **FIVE))
+        assert r.status_code == 201, r.text
+        assert alerts() == []  # 5 is under this service's medium threshold of 6
 
-            aside = settings.with_name("nursing.json.new")  # swapped atomically, as the kubelet does
-            aside.write_text(_settings(4, 6))
-            os.replace(aside, settings)
+        aside = settings.with_name("nursing.json.new")  # swapped atomically, as the kubelet does
+        aside.write_text(_settings(4, 6))
+        os.replace(aside, settings)
 
-            def alerted() -> list:
-                assert http.post("/fhir/Observation", headers=h.auth("nurse-a"),
-                                 json=h.vitals_resource(pid, **FIVE)).status_code == 201
-                return alerts()
-            [alert] = wait_for(alerted, 15, "a reading scored with the new thresholds", interval=1)
-            assert (alert["score"], alert["risk"]) == (5, "medium")
-    finally:
-        proc.stop()
+        def alerted() -> list:
+            assert http.post("/fhir/Observation", headers=h.auth("nurse-a"),
+                             json=h.vitals_resource(pid, **FIVE)).status_code == 201
+            return alerts()
+        [alert] = wait_for(alerted, 15, "a reading scored with the new thresholds", interval=1)
+        assert (alert["score"], alert["risk"]) == (5, "medium")

@@ -1,67 +1,41 @@
-"""`medmec serve dispatch` as a local process on free loopback ports (tests, demo), and stop it.
+"""`medmec serve dispatch` as a local process on free loopback ports (tests, demo).
 
-    dispatcher = LocalDispatcher.start(workdir)            # the sample hospital's map
+    dispatcher = LocalDispatcher(workdir).start()            # the sample hospital's map
     channel = grpc.insecure_channel(dispatcher.target)
 """
 from __future__ import annotations
 
-import dataclasses
-import os
-import signal
-import sys
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
 import httpx
 
-from medmec import processes
+from medmec.local_server import HOST, LocalServer, serve_argv
 from medmec.netutil import free_port
 
 SAMPLE_MAP = Path(str(resources.files("medmec.workloads.dispatch")
                       .joinpath("maps/sample-hospital.json")))
 
 
-@dataclasses.dataclass
-class LocalDispatcher:
-    proc: processes.Proc
-    grpc_port: int
-    http_port: int
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.http_port}"
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    @classmethod
-    def start(cls, workdir: Path, map_path: Path = SAMPLE_MAP, heartbeat_timeout_s: float = 30.0,
-              state_dir: Path | None = None) -> "LocalDispatcher":
-        """Start it with its state in `state_dir` (default workdir/dispatch); returns once
-        GET /healthz answers."""
+class LocalDispatcher(LocalServer):
+    def __init__(self, workdir: Path, map_path: Path = SAMPLE_MAP,
+                 heartbeat_timeout_s: float = 30.0, state_dir: Path | None = None,
+                 extra_args: Sequence[str] = ()):
+        """Its state in `state_dir` (default workdir/dispatch); `extra_args` are more
+        `medmec serve dispatch` flags."""
         workdir = Path(workdir)
-        grpc_port, http_port = free_port(), free_port()
-        proc = processes.start("dispatch", [
-            sys.executable, "-m", "medmec", "serve", "dispatch", "--host", "127.0.0.1",
-            "--grpc-port", str(grpc_port), "--http-port", str(http_port),
-            "--map", str(map_path), "--state-dir", str(state_dir or workdir / "dispatch"),
-            "--heartbeat-timeout-s", str(heartbeat_timeout_s)], workdir / "dispatch.log")
-        dispatcher = cls(proc=proc, grpc_port=grpc_port, http_port=http_port)
-        try:
-            processes.wait_ready(proc, dispatcher.ready, timeout=60)
-        except processes.ProcessError:
-            proc.stop()
-            raise
-        return dispatcher
+        super().__init__("dispatch", workdir / "dispatch.log")
+        self.map_path, self.heartbeat_timeout_s = map_path, heartbeat_timeout_s
+        self.state_dir, self.extra_args = state_dir or workdir / "dispatch", list(extra_args)
+        self.grpc_port, self.http_port = free_port(), free_port()
 
-    def ready(self) -> bool:
-        return httpx.get(f"{self.url}/healthz", timeout=2).is_success
+    def argv(self) -> list[str]:
+        return serve_argv(
+            "dispatch", "--host", HOST, "--grpc-port", str(self.grpc_port),
+            "--http-port", str(self.http_port), "--map", str(self.map_path),
+            "--state-dir", str(self.state_dir),
+            "--heartbeat-timeout-s", str(self.heartbeat_timeout_s), *self.extra_args)
 
     def fleet(self) -> dict:
         return httpx.get(f"{self.url}/v1/fleet", timeout=5).raise_for_status().json()
-
-    def stop(self, kill: bool = False) -> None:
-        if kill:  # a crash: no chance to flush or close anything
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.stop()

@@ -218,7 +218,7 @@ def _local_environment(deploy_dir: Path, hospitals: list[str]):
             return
         models_dir = deploy_dir.parent / "models"
         with tempfile.TemporaryDirectory(prefix="medmec-validate-") as tmp, \
-                MinioServer.start(Path(tmp)) as minio:
+                MinioServer(Path(tmp)).start() as minio:
             store = ModelStore(minio.settings)
             for metadata in sorted(models_dir.glob("*/*/metadata.json")):
                 store.push(metadata.parent)

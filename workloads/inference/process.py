@@ -1,75 +1,42 @@
-"""Start `medmec serve inference` as a local process on free loopback ports (tests, demo,
-benchmark), and stop it.
+"""`medmec serve inference` as a local process on free loopback ports (tests, demo, benchmark).
 
-    with InferenceServer.start(tmp_path, model_dir, "breast-cancer", "1") as server:
+    with InferenceServer(tmp_path, model_dir, "breast-cancer", "1").start() as server:
         client = tritonclient.http.InferenceServerClient(server.http_address)
 """
 from __future__ import annotations
 
-import dataclasses
 import os
-import sys
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from medmec import netutil, processes
+from medmec.local_server import HOST, LocalServer, serve_argv
+from medmec.netutil import free_port
 
 
-@dataclasses.dataclass
-class InferenceServer:
-    proc: processes.Proc
-    model: str
-    http_port: int
-    grpc_port: int
-    metrics_port: int
+class InferenceServer(LocalServer):
+    health_path = "/v2/health/ready"
+
+    def __init__(self, state_dir: Path, model_dir: Path, model: str, version: str,
+                 extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None,
+                 timeout: float = 120.0, name: str | None = None):
+        """`extra_args` are more `medmec serve inference` flags (canary, batching, escalation);
+        `env` is added to this process's environment (MEDMEC_STORE_* for a store)."""
+        name = name or f"inference-{model}"
+        super().__init__(name, Path(state_dir) / f"{name}.log",
+                         env={**os.environ, **(env or {})}, timeout=timeout)
+        self.model_dir, self.model, self.version = model_dir, model, version
+        self.extra_args = list(extra_args)
+        self.http_port, self.grpc_port, self.metrics_port = free_port(), free_port(), free_port()
+
+    def argv(self) -> list[str]:
+        return serve_argv(
+            "inference", "--model-dir", str(self.model_dir), "--model", self.model,
+            "--version", self.version, "--address", HOST, "--http-port", str(self.http_port),
+            "--grpc-port", str(self.grpc_port), "--metrics-port", str(self.metrics_port),
+            *self.extra_args)
 
     @property
     def http_address(self) -> str:
-        return f"127.0.0.1:{self.http_port}"
+        """host:port, as tritonclient.http takes it"""
+        return f"{HOST}:{self.http_port}"
 
-    @property
-    def grpc_address(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.http_address}"
-
-    @classmethod
-    def start(cls, state_dir: Path, model_dir: Path, model: str, version: str,
-              extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None,
-              timeout: float = 120.0, name: str | None = None) -> "InferenceServer":
-        """Start the server and wait until /v2/health/ready answers 200.
-
-        `extra_args` are more `medmec serve inference` flags (canary, batching, escalation);
-        `env` is added to this process's environment (MEDMEC_STORE_* for a store).
-        """
-        http, grpc, metrics = netutil.free_port(), netutil.free_port(), netutil.free_port()
-        name = name or f"inference-{model}"
-        argv = [sys.executable, "-m", "medmec", "serve", "inference",
-                "--model-dir", str(model_dir), "--model", model, "--version", version,
-                "--address", "127.0.0.1", "--http-port", str(http), "--grpc-port", str(grpc),
-                "--metrics-port", str(metrics), *extra_args]
-        proc = processes.start(name, argv, log=Path(state_dir) / f"{name}.log",
-                               env={**os.environ, **(env or {})})
-        server = cls(proc=proc, model=model, http_port=http, grpc_port=grpc, metrics_port=metrics)
-        try:
-            processes.wait_ready(proc, server.ready, timeout)
-        except processes.ProcessError:
-            proc.stop()
-            raise
-        return server
-
-    def ready(self) -> bool:
-        with urllib.request.urlopen(f"{self.url}/v2/health/ready", timeout=2) as response:
-            return response.status == 200
-
-    def stop(self) -> None:
-        self.proc.stop()
-
-    def __enter__(self) -> "InferenceServer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()

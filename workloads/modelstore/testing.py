@@ -14,7 +14,7 @@ from medmec.workloads.modelstore.store import ModelStore
 
 @pytest.fixture(scope="session")
 def minio_server(tmp_path_factory):
-    server = MinioServer.start(tmp_path_factory.mktemp("minio"))
+    server = MinioServer(tmp_path_factory.mktemp("minio")).start()
     yield server
     server.stop()
 

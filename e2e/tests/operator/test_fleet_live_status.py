@@ -41,7 +41,7 @@ def test_fleet_status_follows_its_dispatcher(cluster, operator, namespace, tmp_p
              "spec": {"sliceRef": {"name": "logistics"}, "mapRef": {"name": "ward-map"},
                       "robots": [{"id": "amr-1", "home": "f0-park-00a", "payloadKg": 20},
                                  {"id": "amr-2", "home": "f0-park-01a", "payloadKg": 20}]}}
-    dispatcher = LocalDispatcher.start(tmp_path, heartbeat_timeout_s=600)  # the sample map
+    dispatcher = LocalDispatcher(tmp_path, heartbeat_timeout_s=600).start()  # the sample map
     url = f"{dispatcher.url}/v1/fleet?ns={{namespace}}&fleet={{name}}"
     operator.stop()
     channel = grpc.insecure_channel(dispatcher.target)

@@ -68,7 +68,7 @@ def raise_alert(url: str) -> str:
 def start_dispatch(workdir) -> tuple[LocalDispatcher, str]:
     """The real dispatcher on the sample hospital's map (the map the sample fleet uses), with
     robot amr-01 away from home at the lab and one queued delivery."""
-    dispatcher = LocalDispatcher.start(workdir, heartbeat_timeout_s=600)
+    dispatcher = LocalDispatcher(workdir, heartbeat_timeout_s=600).start()
     with grpc.insecure_channel(dispatcher.target) as channel:
         stub = dispatch_pb2_grpc.DispatchStub(channel)
         stub.RegisterRobot(dpb.RegisterRobotRequest(robot_id="amr-01", node="laboratory",
