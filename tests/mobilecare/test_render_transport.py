@@ -167,6 +167,7 @@ def test_child_names_for_deletion_cover_every_site(et):
 
 VIEW = {"vehicle": "amb-07", "servingBaseStation": "gnb-south", "edgeSite": "gnb-east",
         "news2": {"score": 6, "risk": "medium", "trend": "rising"}, "etaSeconds": 420,
+        "expectedArrival": "2026-12-01T10:42:00+00:00",
         "openAlerts": [{"score": 5, "risk": "medium"}], "moves": 1,
         "conditions": [{"type": "Following", "status": "False", "reason": "TargetUnavailable",
                         "message": "site gnb-south did not take the session"},
@@ -179,6 +180,8 @@ def test_status_fields_from_the_mobility_view():
     assert found["servingBaseStation"] == "gnb-south" and found["edgeSite"] == "gnb-east"
     assert found["news2"] == {"score": 6, "risk": "medium", "trend": "rising"}
     assert found["etaSeconds"] == 420 and found["openAlerts"] == 1
+    assert found["expectedArrival"] == "2026-12-01T10:42:00Z"  # the CRD's date-time, in UTC
+    assert transport_status.fields({**VIEW, "expectedArrival": None})["expectedArrival"] is None
     # the Following condition says why the session did not follow
     assert [(c["type"], c["status"], c["reason"]) for c in found["conditions"]] == [
         ("Following", "False", "TargetUnavailable"), ("PreArrivalSent", "True", "Admitted")]
@@ -189,7 +192,7 @@ def test_status_fields_from_the_mobility_view():
 def test_unreachable_mobility_service_leaves_figures_unset(et):
     settings = OperatorSettings(transport_url_template="http://127.0.0.1:1/v1/transports/{vehicle}")
     out = transport_status.live_status(et, settings, deployed=True)
-    assert out["edgeSite"] is None and out["news2"] is None
+    assert out["edgeSite"] is None and out["news2"] is None and out["expectedArrival"] is None
     assert out["conditions"][0]["reason"] == "MobilityUnreachable"
     assert transport_status.transport_url(SETTINGS.transport_url_template, et) == \
         "http://amb-07-mobility.emergency.svc:8090/v1/transports/amb-07"
