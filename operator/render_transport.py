@@ -1,6 +1,7 @@
 """What an EmergencyTransport becomes (pure): an edge session service per base station of its
-route, each a Deployment pinned to that base station's zone with its Service, and the
-mobility service (the handover API) with its configuration. The containers follow
+route, each a Deployment pinned to that base station's zone with its Service and its session
+store's PersistentVolumeClaim, and the mobility service (the handover API) with its
+configuration. The containers follow
 `medmec serve mobilecare-edge` and `medmec serve mobility`."""
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ EDGE_PORT, MOBILITY_PORT = 50061, 8090
 SECRETS_DIR, CONFIG_DIR, DATA_DIR = "/etc/medmec/mobilecare", "/etc/medmec/mobility", "/var/lib/medmec/mobilecare"
 COMPONENT = "mobilecare"
 MAX_SITES = 8  # the CRD's route maxItems
+DEFAULT_STORE_SIZE = "1Gi"  # the CRD's spec.sessionStorage.size default
 
 
 def route(et: dict) -> list[str]:
@@ -23,6 +25,10 @@ def route(et: dict) -> list[str]:
 
 def site_name(et: dict, bs: str) -> str:
     return f"{et['metadata']['name']}-edge-{bs}"
+
+
+def store_claim_name(et: dict, bs: str) -> str:
+    return f"{site_name(et, bs)}-store"
 
 
 def mobility_name(et: dict) -> str:
@@ -99,11 +105,22 @@ def edge_deployment(et: dict, ms: dict, bs: str, zone: str, settings: OperatorSe
         # the edge site of this base station, and no other
         "nodeSelector": {meta.ZONE_LABEL: zone},
         "containers": [container],
-        # the session store outlives container restarts; a moved-away session needs none of it
-        "volumes": [_secret_volume(et, secrets), {"name": "data", "emptyDir": {}}],
+        # the session store outlives the pod: committed samples not yet forwarded to the
+        # ward, and a session caught in a move, are still there when a new pod starts
+        "volumes": [_secret_volume(et, secrets),
+                    {"name": "data", "persistentVolumeClaim": {"claimName": store_claim_name(et, bs)}}],
     }
     return pods.deployment(et, site_name(et, bs), _labels(et, "edge", bs),
                            _selector(et, "edge", bs), pod_spec)
+
+
+def store_claim(et: dict, bs: str) -> dict:
+    """The site's session store volume (ReadWriteOnce: the Deployment is recreated, never
+    rolled, so one pod writes it at a time)."""
+    storage = et["spec"].get("sessionStorage") or {}
+    return pods.volume_claim(et, store_claim_name(et, bs), _labels(et, "edge", bs),
+                             str(storage.get("size", DEFAULT_STORE_SIZE)),
+                             storage.get("storageClassName"))
 
 
 def mobility_config(et: dict) -> dict:
@@ -157,14 +174,15 @@ def mobility_deployment(et: dict, ms: dict, zones: list[str], settings: Operator
 
 
 def children(et: dict, ms: dict, zones: list[str], settings: OperatorSettings) -> list[dict]:
-    """Per route base station of the slice whose zone is known: its edge Deployment and
-    Service; then the mobility service's ConfigMap, Deployment and Service."""
+    """Per route base station of the slice whose zone is known: its session store's claim,
+    edge Deployment and Service; then the mobility service's ConfigMap, Deployment and
+    Service."""
     objects = []
     allocated = site_zones(ms)
     for bs in route(et):
         if bs not in allocated:
             continue
-        objects += [edge_deployment(et, ms, bs, allocated[bs], settings),
+        objects += [store_claim(et, bs), edge_deployment(et, ms, bs, allocated[bs], settings),
                     pods.service(et, site_name(et, bs), _labels(et, "edge", bs),
                                  _selector(et, "edge", bs), [("grpc", EDGE_PORT, "grpc")])]
     objects += [mobility_configmap(et), mobility_deployment(et, ms, zones, settings),

@@ -1,5 +1,5 @@
 """An EmergencyTransport's live figures (serving base station, the edge site holding the
-session, NEWS2 score and trend, ETA) and its Following / PreArrivalSent conditions, read
+session, NEWS2 score and trend, ETA and the expected arrival it points at) and its Following / PreArrivalSent conditions, read
 from its mobility service's `GET /v1/transports/{vehicle}` through the transport's Service.
 
 `fields` is pure; `live_status` is the thin I/O layer the operator calls on each status
@@ -7,7 +7,9 @@ refresh. When the mobility service cannot be read the figures are unset, not gue
 """
 from __future__ import annotations
 
-from pydantic import BaseModel, ValidationError
+import datetime
+
+from pydantic import AwareDatetime, BaseModel, ValidationError
 
 from medmec.operator import render_transport
 from medmec.operator.conditions import condition
@@ -15,7 +17,8 @@ from medmec.operator.live_view import LiveView
 from medmec.operator.settings import OperatorSettings
 
 VIEW = LiveView(condition="MobilityReachable",
-                figures=("servingBaseStation", "edgeSite", "news2", "etaSeconds", "openAlerts", "moves"),
+                figures=("servingBaseStation", "edgeSite", "news2", "etaSeconds", "expectedArrival",
+                         "openAlerts", "moves"),
                 unreachable="MobilityUnreachable", bad="BadTransportView",
                 read_ok="TransportViewRead")
 # the mobility service's own conditions the resource shows
@@ -40,6 +43,7 @@ class _View(BaseModel):
     edgeSite: str
     news2: _News2 | None = None
     etaSeconds: int | None = None
+    expectedArrival: AwareDatetime | None = None
     openAlerts: list[dict] = []
     moves: int = 0
     conditions: list[_Condition]
@@ -55,6 +59,8 @@ def fields(view: dict) -> dict:
         raise ValueError(f"not a transport view: {first['loc']} {first['msg']}") from None
     return {"servingBaseStation": v.servingBaseStation, "edgeSite": v.edgeSite,
             "news2": v.news2.model_dump() if v.news2 else None, "etaSeconds": v.etaSeconds,
+            "expectedArrival": v.expectedArrival.astimezone(datetime.timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%SZ") if v.expectedArrival else None,
             "openAlerts": len(v.openAlerts), "moves": v.moves,
             "conditions": [condition(c.type, c.status == "True", c.reason, c.message)
                            for c in v.conditions if c.type in PASSED_ON]}

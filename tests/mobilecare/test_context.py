@@ -102,3 +102,36 @@ def test_key_files_hold_32_bytes_raw_or_base64(tmp_path):
     (tmp_path / "text").write_text("not a key at all!")
     with pytest.raises(ValueError, match="neither 32 raw bytes nor base64"):
         contexts.load_key(tmp_path / "text")
+
+
+def test_the_eta_is_kept_as_the_instant_it_points_at_and_moves_with_the_context():
+    ctx = _ctx()
+    assert ctx.report_position(51.5, -0.12, 14.0, 600, now=1000.0) is None
+    assert ctx.expected_arrival_ms == 1_600_000
+    # a later report on schedule points at the same instant
+    assert ctx.report_position(51.6, -0.11, 14.0, 540, now=1060.0) is None
+    assert ctx.expected_arrival_ms == 1_600_000
+    key = contexts.new_key()
+    nonce, sealed = contexts.seal(ctx, key, "move-1", "gnb-east", "gnb-south")
+    moved = contexts.unseal(key, ctx.session_id, "move-1", "gnb-east", "gnb-south", nonce, sealed)
+    assert moved.expected_arrival_ms == 1_600_000
+    # a position without an ETA: the arrival is no longer known
+    assert ctx.report_position(51.6, -0.11, 0.0, None, now=1100.0) is None
+    assert ctx.expected_arrival_ms is None
+
+
+@pytest.mark.parametrize("position, why", [
+    ((51.5, -0.12, 14.0, -5), "ETA -5 s is out of range"),
+    ((51.5, -0.12, 14.0, contexts.MAX_ETA_S + 1), "out of range"),
+    ((91.0, -0.12, 14.0, 600), "off the globe"),
+    ((float("nan"), -0.12, 14.0, 600), "off the globe"),
+    ((51.5, -0.12, -3.0, 600), "not a speed"),
+    ((51.5, -0.12, float("inf"), 600), "not a speed"),
+])
+def test_an_impossible_position_is_ignored_with_its_reason_and_the_last_one_kept(position, why):
+    ctx = _ctx()
+    ctx.report_position(51.5, -0.12, 14.0, 600, now=1000.0)
+    kept = dict(ctx.position)
+    reason = ctx.report_position(*position, now=1010.0)
+    assert why in reason
+    assert ctx.position == kept and ctx.expected_arrival_ms == 1_600_000

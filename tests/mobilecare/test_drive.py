@@ -88,6 +88,64 @@ def test_drive_with_handovers_stores_every_sample_once_and_the_ward_gets_the_his
     assert again["encounter"]["status"] == "in-progress"
 
 
+def test_the_eta_reaches_the_wards_record_follows_the_ambulance_and_clears_on_arrival(
+        sites, nursing, mobility):
+    dest = {"ward": WARD, "nursingUrl": nursing.url, "nursingGrpc": nursing.target}
+    t = transport(destination=dest)
+    m = mobility([t], admit_token=TOKENS["dr-ed"]["token"])
+    doctor = {"Authorization": f"Bearer {TOKENS['dr-ed']['token']}"}
+    wait_for(lambda: next(c for c in _status(m.url, t["vehicle"])["conditions"]
+                          if c["type"] == "PreArrivalSent")["status"] == "True", 30, "pre-arrival")
+
+    def incoming() -> list[dict]:
+        return [p for p in httpx.get(f"{nursing.url}/wards/{WARD}/incoming", headers=doctor,
+                                     timeout=10).json()["patients"] if p["patient_id"] == t["sessionId"]]
+
+    async def send(target: str, seq: int, eta_s: int) -> pb.SampleAck:
+        async with grpc.aio.insecure_channel(target) as ch:
+            call = pb_grpc.EdgeSessionStub(ch).StreamSamples()
+            await call.write(pb.SampleBatch(session_id=t["sessionId"], samples=[
+                pb.Sample(seq=seq, pulse=90)], position=pb.Position(
+                    latitude=51.5, longitude=-0.12, speed_mps=14.0, eta_s=eta_s)))
+            ack = await call.read()
+            await call.done_writing()
+            return ack
+
+    def ward_expects(status_eta: str) -> bool:
+        found = incoming()
+        return bool(found) and found[0]["expected_arrival"].replace("Z", "+00:00")[:19] == status_eta[:19]
+
+    assert asyncio.run(send(sites["gnb-east"].target, 1, 600)).position_ignored == ""
+    first = wait_for(lambda: _status(m.url, t["vehicle"])["expectedArrival"], 30, "the session's ETA")
+    wait_for(lambda: ward_expects(first), 30, "the ETA at the ward")
+    # impossible ETAs are ignored, said so, and change nothing; the samples are committed
+    for seq, eta in ((2, -5), (3, 10**6)):
+        ack = asyncio.run(send(sites["gnb-east"].target, seq, eta))
+        assert ack.committed_through == seq and "out of range" in ack.position_ignored
+    assert _status(m.url, t["vehicle"])["expectedArrival"] == first
+    # held up by 20 minutes: the ward is told; the ETA moves with the session to the next site
+    assert asyncio.run(send(sites["gnb-east"].target, 4, 1800)).position_ignored == ""
+    later = _status(m.url, t["vehicle"])["expectedArrival"]
+    assert later > first
+    wait_for(lambda: ward_expects(later), 30, "the new ETA at the ward")
+    moved = httpx.post(f"{m.url}/v1/notifications/cell-change",
+                       json=cell_change(t["vehicle"], "gnb-east", "gnb-south"), timeout=10).json()
+    assert moved["outcome"] == "moved"
+    status = _status(m.url, t["vehicle"])
+    assert status["edgeSite"] == "gnb-south" and status["expectedArrival"] == later
+    assert status["destination"]["expectedArrival"][:19] == later[:19]
+    encounter = httpx.post(f"{nursing.url}/wards/{WARD}/scan", json={"wristband": t["sessionId"]},
+                           headers=doctor, timeout=10).json()["encounter"]
+    assert encounter["location"][0]["status"] == "planned"
+    # arrival: the ward no longer expects the patient, who stays admitted
+    httpx.post(f"{m.url}/v1/transports/{t['vehicle']}/arrival", timeout=10).raise_for_status()
+    wait_for(lambda: incoming() == [], 30, "the ETA cleared at the ward")
+    encounter = httpx.post(f"{nursing.url}/wards/{WARD}/scan", json={"wristband": t["sessionId"]},
+                           headers=doctor, timeout=10).json()["encounter"]
+    assert encounter["status"] == "in-progress" and "status" not in encounter["location"][0]
+    assert _status(m.url, t["vehicle"])["destination"]["expectedArrival"] is None
+
+
 def test_handover_to_a_site_that_is_down_keeps_the_session_where_it_is(sites, mobility):
     t = transport()
     m = mobility([t])

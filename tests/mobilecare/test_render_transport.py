@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from medmec.operator import render_transport, transport_status
-from medmec.operator.devtools import SAMPLES_DIR
+from medmec.operator.devtools import CRD_DIR, SAMPLES_DIR
 from medmec.operator.settings import OperatorSettings
 from medmec.workloads.mobilecare.mobility import Config
 
@@ -71,6 +71,56 @@ def test_one_edge_site_per_route_base_station_pinned_to_its_zone(et, ms):
     assert render_transport.want_ready(et) == 4
 
 
+def test_each_edge_site_keeps_its_session_store_on_its_own_claim_writable_by_the_image_user(et, ms):
+    objs = _children(et, ms)
+    claims = {o["metadata"]["name"]: o for o in objs if o["kind"] == "PersistentVolumeClaim"}
+    assert set(claims) == {f"amb-07-edge-{bs}-store" for bs in ZONES}
+    for bs in ZONES:
+        claim = claims[f"amb-07-edge-{bs}-store"]
+        # the CRD's defaults: 1Gi on the cluster's default StorageClass
+        assert claim["spec"] == {"accessModes": ["ReadWriteOnce"],
+                                 "resources": {"requests": {"storage": "1Gi"}}}
+        assert claim["metadata"]["ownerReferences"][0]["kind"] == "EmergencyTransport"
+        assert claim["metadata"]["labels"]["medmec.io/base-station"] == bs
+        edge = next(o for o in objs if o["kind"] == "Deployment"
+                    and o["metadata"]["name"] == f"amb-07-edge-{bs}")
+        pod = edge["spec"]["template"]["spec"]
+        data = next(v for v in pod["volumes"] if v["name"] == "data")
+        assert data == {"name": "data", "persistentVolumeClaim": {"claimName": f"amb-07-edge-{bs}-store"}}
+        args = pod["containers"][0]["command"]
+        mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "data")
+        assert args[args.index("--database") + 1].startswith(mount["mountPath"] + "/")
+        # a ReadWriteOnce volume: the old pod goes before the new one starts
+        assert edge["spec"]["strategy"] == {"type": "Recreate"}
+        # restricted, and the volume is group-writable by the image's user
+        assert pod["securityContext"]["runAsUser"] == 10001 and pod["securityContext"]["fsGroup"] == 10001
+        assert pod["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+        assert not any("emptyDir" in v for v in pod["volumes"] if v["name"] != "tmp")
+
+
+def test_session_store_size_and_class_from_the_spec(et, ms):
+    et["spec"]["sessionStorage"] = {"size": "5Gi", "storageClassName": "edge-local"}
+    claims = [o for o in _children(et, ms) if o["kind"] == "PersistentVolumeClaim"]
+    assert len(claims) == 3
+    assert {c["spec"]["storageClassName"] for c in claims} == {"edge-local"}
+    assert {c["spec"]["resources"]["requests"]["storage"] for c in claims} == {"5Gi"}
+
+
+def test_session_storage_defaults_in_the_crd_are_the_renderers():
+    crd = yaml.safe_load((CRD_DIR / "emergencytransport.yaml").read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    storage = spec["properties"]["sessionStorage"]
+    assert storage["default"] == {"size": render_transport.DEFAULT_STORE_SIZE}
+    assert storage["properties"]["size"]["default"] == render_transport.DEFAULT_STORE_SIZE
+    assert "sessionStorage" not in spec["required"]
+
+
+def test_no_store_claim_for_a_base_station_off_the_slice(et, ms):
+    del ms["status"]["baseStationZones"]["gnb-north"]
+    names = {o["metadata"]["name"] for o in _children(et, ms) if o["kind"] == "PersistentVolumeClaim"}
+    assert names == {"amb-07-edge-gnb-east-store", "amb-07-edge-gnb-south-store"}
+
+
 def test_mobility_config_names_the_sites_services_and_the_destination_ward(et, ms):
     cm = next(o for o in _children(et, ms) if o["kind"] == "ConfigMap")
     config = json.loads(cm["data"]["mobility.json"])
@@ -117,6 +167,7 @@ def test_child_names_for_deletion_cover_every_site(et):
 
 VIEW = {"vehicle": "amb-07", "servingBaseStation": "gnb-south", "edgeSite": "gnb-east",
         "news2": {"score": 6, "risk": "medium", "trend": "rising"}, "etaSeconds": 420,
+        "expectedArrival": "2026-12-01T10:42:00+00:00",
         "openAlerts": [{"score": 5, "risk": "medium"}], "moves": 1,
         "conditions": [{"type": "Following", "status": "False", "reason": "TargetUnavailable",
                         "message": "site gnb-south did not take the session"},
@@ -129,6 +180,8 @@ def test_status_fields_from_the_mobility_view():
     assert found["servingBaseStation"] == "gnb-south" and found["edgeSite"] == "gnb-east"
     assert found["news2"] == {"score": 6, "risk": "medium", "trend": "rising"}
     assert found["etaSeconds"] == 420 and found["openAlerts"] == 1
+    assert found["expectedArrival"] == "2026-12-01T10:42:00Z"  # the CRD's date-time, in UTC
+    assert transport_status.fields({**VIEW, "expectedArrival": None})["expectedArrival"] is None
     # the Following condition says why the session did not follow
     assert [(c["type"], c["status"], c["reason"]) for c in found["conditions"]] == [
         ("Following", "False", "TargetUnavailable"), ("PreArrivalSent", "True", "Admitted")]
@@ -139,7 +192,7 @@ def test_status_fields_from_the_mobility_view():
 def test_unreachable_mobility_service_leaves_figures_unset(et):
     settings = OperatorSettings(transport_url_template="http://127.0.0.1:1/v1/transports/{vehicle}")
     out = transport_status.live_status(et, settings, deployed=True)
-    assert out["edgeSite"] is None and out["news2"] is None
+    assert out["edgeSite"] is None and out["news2"] is None and out["expectedArrival"] is None
     assert out["conditions"][0]["reason"] == "MobilityUnreachable"
     assert transport_status.transport_url(SETTINGS.transport_url_template, et) == \
         "http://amb-07-mobility.emergency.svc:8090/v1/transports/amb-07"

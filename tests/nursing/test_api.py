@@ -1,5 +1,6 @@
 """The REST API of a real nursing service process (SQLite): identification, access, the
 closed medication loop, vitals, bad input."""
+import datetime as dt
 import json
 import time
 import uuid
@@ -14,6 +15,10 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient
 
 from medmec.waiting import wait_for
+
+
+def instant(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def band() -> str:
@@ -33,6 +38,61 @@ def problem(r, status):
 
 
 # -- identification -------------------------------------------------------------------
+def test_a_patient_on_the_way_is_expected_at_the_ward_until_arrival(http, h):
+    """The pre-arrival record's ETA: the Encounter's ward location is `planned` from the
+    expected arrival, the ward's incoming list shows it, and arrival clears it."""
+    wb = band()
+    admitted = h.admit(http, "ward-a", wb)
+    assert "status" not in admitted["encounter"]["location"][0]
+    assert http.get("/wards/ward-a/incoming", headers=h.auth("nurse-a")).json()["patients"] == []
+    for eta_s in (900, 600):  # a later report replaces the first
+        r = http.put("/wards/ward-a/planned-arrivals", headers=h.auth("dr-a"),
+                     json={"wristband": wb, "expected_arrival": h.iso(time.time() + eta_s)})
+        assert r.status_code == 200, r.text
+    [location] = r.json()["encounter"]["location"]
+    assert location["status"] == "planned" and location["location"]["display"] == "ward-a"
+    expected = location["period"]["start"]
+    encounter = http.get(f"/fhir/Encounter/{admitted['encounter']['id']}", headers=h.auth("nurse-a")).json()
+    assert encounter["location"][0]["period"]["start"] == expected
+    [incoming] = http.get("/wards/ward-a/incoming", headers=h.auth("nurse-a")).json()["patients"]
+    assert incoming["patient_id"] == admitted["patient"]["id"]
+    assert instant(incoming["expected_arrival"]) == instant(expected)
+    assert 0 < incoming["eta_seconds"] <= 600
+    assert incoming["news2"] is None and incoming["open_alerts"] == 0
+    # another ward does not see it
+    assert http.get("/wards/ward-b/incoming", headers=h.auth("nurse-b")).json()["patients"] == []
+    # the receiving nurse marks the arrival; marking it again changes nothing
+    for _ in range(2):
+        r = http.post("/wards/ward-a/arrivals", headers=h.auth("nurse-a"), json={"wristband": wb})
+        assert r.status_code == 200, r.text
+        assert r.json()["encounter"]["location"] == admitted["encounter"]["location"]
+        assert r.json()["encounter"]["status"] == "in-progress"
+    assert http.get("/wards/ward-a/incoming", headers=h.auth("nurse-a")).json()["patients"] == []
+
+
+@pytest.mark.parametrize("offset_s, why", [(-3600, "in the past"), (13 * 3600, "ahead"),
+                                           (None, "timezone")])
+def test_an_absurd_expected_arrival_is_refused_and_not_stored(http, h, offset_s, why):
+    wb = band()
+    h.admit(http, "ward-a", wb)
+    at = h.iso(time.time() + offset_s) if offset_s is not None else "2026-12-01T10:00:00"
+    body = problem(http.put("/wards/ward-a/planned-arrivals", headers=h.auth("dr-a"),
+                            json={"wristband": wb, "expected_arrival": at}), 422)
+    assert why in body["diagnostics"]
+    assert http.get("/wards/ward-a/incoming", headers=h.auth("nurse-a")).json()["patients"] == []
+
+
+def test_only_admitting_roles_of_the_ward_set_an_expected_arrival(http, h):
+    wb = band()
+    h.admit(http, "ward-a", wb)
+    soon = {"wristband": wb, "expected_arrival": h.iso(time.time() + 300)}
+    problem(http.put("/wards/ward-a/planned-arrivals", headers=h.auth("nurse-a"), json=soon), 403)
+    problem(http.put("/wards/ward-a/planned-arrivals", headers=h.auth("dr-b"), json=soon), 403)
+    problem(http.put("/wards/ward-a/planned-arrivals", headers=h.auth("dr-a"),
+                     json={**soon, "wristband": band()}), 404)
+    problem(http.post("/wards/ward-a/arrivals", headers=h.auth("gw-a"), json={"wristband": wb}), 403)
+
+
 def test_wristband_resolves_to_exactly_one_admitted_patient(http, h):
     wb = band()
     admitted = h.admit(http, "ward-a", wb)

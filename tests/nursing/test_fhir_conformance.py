@@ -72,7 +72,12 @@ def ward_day(http, h) -> tuple[Recorder, dict]:
     scanned = call("POST", "/wards/ward-a/scan", nurse, 200, json={"wristband": wb})
     assert scanned["encounter"]["id"] == eid
     call("GET", f"/fhir/Patient/{pid}", nurse, 200)
+    # on the way first (an ambulance's pre-arrival admission): the ward location is planned
+    planned = call("PUT", "/wards/ward-a/planned-arrivals", doctor, 200,
+                   json={"wristband": wb, "expected_arrival": h.iso(time.time() + 600)})
+    assert planned["encounter"]["location"][0]["status"] == "planned"
     call("GET", f"/fhir/Encounter/{eid}", nurse, 200)
+    call("POST", "/wards/ward-a/arrivals", nurse, 200, json={"wristband": wb})
     now = time.time()
     call("POST", "/fhir/Observation", nurse, 201,
          json=h.vitals_resource(pid, at=now - 900, **h.NORMAL))

@@ -128,3 +128,21 @@ def test_observations_page_newest_first_within_a_time_range_and_a_ward(repo):
     by_source = repo.observation(source="nurse-a", reading_id="r-3")
     assert by_source["pulse"] == 73 and repo.observation(row_id=by_source["id"]) == by_source
     assert repo.observation(source="nurse-a", reading_id="nope") is None
+
+
+def test_a_planned_arrival_is_kept_updated_and_goes_on_arrival_or_discharge(repo):
+    ward = _ward()
+    later, sooner, here = _admit(repo, "WB-later", ward), _admit(repo, "WB-sooner", ward), \
+        _admit(repo, "WB-here", ward)
+    t = time.time()
+    repo.plan_arrival(later.id, t + 900)
+    repo.plan_arrival(sooner.id, t + 600)
+    repo.plan_arrival(sooner.id, t + 300)  # a new ETA replaces the old one
+    assert [(e.id, e.expected_arrival) for e in repo.incoming(ward)] == [
+        (sooner.id, t + 300), (later.id, t + 900)]
+    assert repo.encounter(here.id).expected_arrival is None
+    repo.plan_arrival(sooner.id, None)  # arrived: an ordinary admitted patient
+    assert repo.encounter(sooner.id).expected_arrival is None
+    assert repo.encounter(sooner.id).admitted
+    repo.discharge(later.id, time.time())  # discharged on the way: no longer expected
+    assert repo.incoming(ward) == []

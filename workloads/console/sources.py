@@ -114,15 +114,16 @@ class Sources:
             asyncio.gather(*(self._p99(e, problems) for e in kube.get("edgeinferenceservices", []))),
             asyncio.gather(*(self._alerts(c, problems) for c in kube.get("cloudnursingservices", []))))
         slices = kube.get("medicalslices", [])
+        now = datetime.datetime.now(datetime.timezone.utc)
         return {
-            "generatedAt": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "generatedAt": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "baseStations": view.base_stations(kube.get("basestations", []), slices,
                                                kube.get("nodes", []), kube.get("pods", [])),
             "slices": view.medical_slices(slices),
             "inference": view.inference_services(kube.get("edgeinferenceservices", []), dict(p99)),
             "fleets": [view.fleet(f, m, d) for f, m, d in zip(fleets, maps, dispatch)],
             "alerts": view.alert_feed(a for group in alerts for a in group),
-            "ambulances": view.incoming_ambulances(transports),
+            "ambulances": view.incoming_ambulances(transports, now.timestamp()),
             "problems": problems,
         }
 

@@ -4,6 +4,7 @@ Nursing alerts pass through a whitelist of fields: patient and encounter identif
 reach the page."""
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterable, Mapping
 
 from medmec.operator.meta import BASE_STATION_LABEL, GPU_RESOURCE
@@ -141,9 +142,10 @@ def alert_feed(alerts: Iterable[Mapping]) -> list[dict]:
     return sorted(safe, key=lambda a: a.get("raised_at") or "", reverse=True)
 
 
-def incoming_ambulances(transports: Iterable[Mapping]) -> list[dict]:
+def incoming_ambulances(transports: Iterable[Mapping], now: float) -> list[dict]:
     """Ambulances on their way, soonest first, from the EmergencyTransports' status: where
-    each is, which edge site holds its session, NEWS2 and ETA. The session's pseudonym is
+    each is, which edge site holds its session, NEWS2, when it is expected and the ETA from
+    `now` (so it does not age between two status refreshes). The session's pseudonym is
     not shown (the ward sees the patient through its own admission)."""
     out = []
     for et in transports:
@@ -159,7 +161,17 @@ def incoming_ambulances(transports: Iterable[Mapping]) -> list[dict]:
             "ward": (spec.get("destination") or {}).get("ward"),
             "servingBaseStation": status.get("servingBaseStation"), "edgeSite": status.get("edgeSite"),
             "news2": news2.get("score"), "risk": news2.get("risk"), "trend": news2.get("trend"),
-            "etaSeconds": status.get("etaSeconds"), "openAlerts": status.get("openAlerts") or 0,
+            "expectedArrival": status.get("expectedArrival"),
+            "etaSeconds": _eta(status, now), "openAlerts": status.get("openAlerts") or 0,
             "following": {k: following.get(k) for k in ("status", "reason", "message")},
         })
     return sorted(out, key=lambda a: (a["etaSeconds"] is None, a["etaSeconds"] or 0, a["name"]))
+
+
+def _eta(status: Mapping, now: float) -> int | None:
+    """Seconds from `now` to the expected arrival; the status's own figure without one."""
+    try:
+        expected = datetime.datetime.fromisoformat(status["expectedArrival"].replace("Z", "+00:00"))
+    except (KeyError, AttributeError, ValueError):
+        return status.get("etaSeconds")
+    return max(0, round(expected.timestamp() - now))

@@ -63,6 +63,7 @@ class Monitor:
         self.produced = self.acked = 0
         self.acks: list[AckEvent] = []  # acks that moved the cursor
         self.rejected: list[tuple[int, str]] = []
+        self.positions_ignored: list[str] = []  # why the site did not take a reported position
         self.sent_at: dict[int, float] = {}
         self.latencies: list[float] = []  # sample produced -> acknowledged, seconds
         self.errors: list[str] = []
@@ -170,6 +171,8 @@ class Monitor:
                     self.acked = ack.committed_through
                     self.pending = [s for s in self.pending if s.seq > self.acked]
                 self.rejected += [(r.seq, r.reason) for r in ack.rejected]
+                if ack.position_ignored:
+                    self.positions_ignored.append(ack.position_ignored)
                 if ack.rejected and ack.rejected[-1].reason.startswith("out of order"):
                     sent = self.acked  # resend from the cursor
                     self._new.set()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import math
 import os
 import uuid
 from pathlib import Path
@@ -35,6 +36,7 @@ SCORE_HISTORY = 30
 SCORE_EVERY_S = 10.0  # an unchanged score is recorded this often (the trend's time base)
 TREND_SPAN_S = 60.0  # the trend compares the score with the one about this long ago
 MAX_AGE_S = 3600.0  # a parameter older than this no longer completes a NEWS2 set
+MAX_ETA_S = 12 * 3600  # no ambulance drive is longer: a larger ETA is a broken navigation unit
 _ALERT_NAMESPACE = uuid.UUID("6a1f3c2e-4b5d-4e8f-9a0b-1c2d3e4f5a6b")
 
 
@@ -115,6 +117,24 @@ class SessionContext:
             self.open_alerts = []  # back to low risk: nothing is alerting any more
         self.last_risk = result.risk
 
+    # ---- position -------------------------------------------------------------------------
+
+    def report_position(self, latitude: float, longitude: float, speed_mps: float,
+                        eta_s: int | None, now: float) -> str | None:
+        """Take the vehicle's reported position; a value out of range leaves the last one
+        (and its ETA) in place, and the reason is returned. The ETA is kept as the instant it
+        points at, so it stays right however long ago it was reported."""
+        problem = position_problem(latitude, longitude, speed_mps, eta_s)
+        if problem:
+            return problem
+        self.position = {"latitude": latitude, "longitude": longitude, "speed_mps": speed_mps,
+                         "expected_arrival_ms": None if eta_s is None else int((now + eta_s) * 1000)}
+        return None
+
+    @property
+    def expected_arrival_ms(self) -> int | None:
+        return (self.position or {}).get("expected_arrival_ms")
+
     # ---- what the status shows -------------------------------------------------------------
 
     @property
@@ -148,6 +168,18 @@ class SessionContext:
         if not isinstance(fields, dict) or set(fields) - {f.name for f in dataclasses.fields(cls)}:
             raise ContextError("not a session context")
         return cls(**fields)
+
+
+def position_problem(latitude: float, longitude: float, speed_mps: float,
+                     eta_s: int | None) -> str | None:
+    """Why a reported position cannot be right, or None (pure)."""
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):  # NaN fails both
+        return f"position ({latitude}, {longitude}) is off the globe"
+    if not speed_mps >= 0 or math.isinf(speed_mps):
+        return f"speed {speed_mps} m/s is not a speed"
+    if eta_s is not None and not 0 <= eta_s <= MAX_ETA_S:
+        return f"ETA {eta_s} s is out of range (0 to {MAX_ETA_S} s)"
+    return None
 
 
 def load_key(path: Path) -> bytes:

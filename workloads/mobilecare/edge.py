@@ -165,8 +165,9 @@ class EdgeSessions(pb_grpc.EdgeSessionServicer):
                                            for a in s.ctx.open_alerts])
         if s.ctx.news2:
             view.news2_score, view.news2_risk = s.ctx.news2
-        if s.ctx.position and s.ctx.position.get("eta_s") is not None:
-            view.eta_s = s.ctx.position["eta_s"]
+        if (expected := s.ctx.expected_arrival_ms) is not None:
+            view.expected_arrival_ms = expected
+            view.eta_s = max(0, round(expected / 1000 - time.time()))
         if s.moved_to:
             view.moved_to.CopyFrom(s.moved_to)
         return view
@@ -230,12 +231,14 @@ class EdgeSessions(pb_grpc.EdgeSessionServicer):
                 return CLOSED
             if s.state == "moving":  # in doubt and not resolved yet
                 return Refusal(grpc.StatusCode.UNAVAILABLE, "the session is being moved; resend shortly")
+            now = time.time()
             applied = s.ctx.apply([(m.seq, m.effective_time_ms, sample_values(m))
-                                   for m in batch.samples], time.time())
+                                   for m in batch.samples], now)
+            ignored = None
             if batch.HasField("position"):
                 p = batch.position
-                s.ctx.position = {"latitude": p.latitude, "longitude": p.longitude,
-                                  "speed_mps": p.speed_mps, "eta_s": p.eta_s}
+                ignored = s.ctx.report_position(p.latitude, p.longitude, p.speed_mps,
+                                                p.eta_s if p.HasField("eta_s") else None, now)
             try:
                 await self.store.commit(s.ctx.session_id, applied.rows, s.ctx.to_json())
             except Exception:
@@ -248,7 +251,8 @@ class EdgeSessions(pb_grpc.EdgeSessionServicer):
                                                             "resend from the last ack")
             ack = pb.SampleAck(committed_through=s.ctx.committed_through,
                                duplicates=applied.duplicates,
-                               rejected=[pb.Rejection(seq=q, reason=r) for q, r in applied.rejected])
+                               rejected=[pb.Rejection(seq=q, reason=r) for q, r in applied.rejected],
+                               position_ignored=ignored or "")
             if s.prepared:
                 ack.prepared.CopyFrom(s.prepared)
             return ack

@@ -10,7 +10,9 @@ is down or full leaves the session where it is, and the status says why. After e
 the next base station on the route is warmed.
 
 It also sends the destination ward the pre-arrival admission (a FHIR Patient with the
-session's pseudonymous id as its id and band: an Encounter in progress there), tells
+session's pseudonymous id as its id and band: an Encounter in progress there), keeps the
+ward's expected arrival of the patient within ETA_TOLERANCE_S of the ambulance's ETA and
+clears it on arrival, tells
 devices which site holds their session, and reports each transport's status (read by the
 operator for `kubectl get emergencytransports`).
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import logging
 import time
 import uuid
@@ -46,6 +49,8 @@ _move_duration = _meter.create_histogram("medmec.mobilecare.move.duration", unit
                                          description="one move, as the source ran it")
 RELOCATE_TIMEOUT_S = 5.0
 ADMIT_RETRY_S = 2.0
+ETA_CHECK_S = 5.0  # how often the session's ETA is read for the ward
+ETA_TOLERANCE_S = 30.0  # the ward's expected arrival is updated when it is off by this much
 PSEUDONYM = r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$"  # also a valid FHIR id
 
 
@@ -120,6 +125,18 @@ def next_on_route(route: list[str], current: str) -> str | None:
     return route[i + 1] if i + 1 < len(route) else None
 
 
+def eta_update_due(told: float | None, expected: float | None) -> bool:
+    """Whether the ward must be told a new expected arrival (pure): the first one, or one
+    ETA_TOLERANCE_S or more from what it was last told. An ambulance on schedule reports
+    ETAs that point at the same instant, so it causes no update at all."""
+    return expected is not None and (told is None or abs(expected - told) >= ETA_TOLERANCE_S)
+
+
+def instant(t: float | None) -> str | None:
+    return None if t is None else \
+        datetime.datetime.fromtimestamp(t, datetime.timezone.utc).isoformat(timespec="seconds")
+
+
 def condition(type_: str, ok: bool, reason: str, message: str) -> dict:
     return {"type": type_, "status": "True" if ok else "False", "reason": reason, "message": message}
 
@@ -141,6 +158,9 @@ class State:
     pre_arrival: dict = dataclasses.field(default_factory=lambda: condition(
         "PreArrivalSent", False, "Pending", "the destination ward has not been told yet"))
     arrived: bool = False
+    arrival: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)  # set with `arrived`
+    ward_eta: float | None = None  # the expected arrival the ward's record holds
+    eta_told: float | None = None  # the last one the ward answered (took or refused)
     prepared: str | None = None
     moves: int = 0
     last_move: dict | None = None
@@ -175,7 +195,7 @@ class Mobility:
         for st in self.transports.values():
             self.background(self._open(st))
             if st.spec.destination and self.admit_token:
-                self.background(self._pre_arrival(st))
+                self.background(self._to_ward(st))
             elif not st.spec.destination:
                 st.pre_arrival = condition("PreArrivalSent", False, "NoDestination",
                                            "no destination ward is declared")
@@ -189,7 +209,9 @@ class Mobility:
             holder, unsure = await self._find(t.sessionId)
             if holder:
                 async with st.lock:
-                    st.site, st.arrived = holder
+                    st.site, closed = holder
+                    if closed:
+                        self._mark_arrived(st)
                     st.following = condition("Following", True, "Resumed", f"held by site {st.site}")
                 break
             if not unsure:
@@ -224,32 +246,90 @@ class Mobility:
                 unsure.append(f"site {bs}: a move is in doubt")
         return None, unsure
 
-    async def _pre_arrival(self, st: State) -> None:
+    def _mark_arrived(self, st: State) -> None:
+        st.arrived = True
+        st.arrival.set()
+
+    async def _to_ward(self, st: State) -> None:
+        """Everything the destination ward's record gets from the transport, in order: the
+        pre-arrival admission, the expected arrival while on the way, the arrival."""
+        async with httpx.AsyncClient(timeout=5, headers={
+                "Authorization": f"Bearer {self.admit_token}"}) as client:
+            if await self._pre_arrival(st, client):
+                await self._follow_eta(st, client)
+                while await self._ward_write(st, client, "POST", "arrivals",
+                                             {"wristband": st.spec.sessionId}) is None:
+                    await asyncio.sleep(ADMIT_RETRY_S)
+                st.ward_eta = None
+
+    async def _follow_eta(self, st: State, client: httpx.AsyncClient) -> None:
+        """Until arrival: keep the ward's expected arrival within ETA_TOLERANCE_S of the one
+        the session's site has from the ambulance (edge.py refuses impossible ETAs)."""
+        while not st.arrived:
+            try:
+                view = await self.stub(st.site).GetSession(
+                    pb.SessionRef(session_id=st.spec.sessionId), timeout=2)
+            except grpc.aio.AioRpcError:
+                view = None  # the status says why; asked again next time
+            expected = view.expected_arrival_ms / 1000 \
+                if view is not None and view.HasField("expected_arrival_ms") else None
+            if eta_update_due(st.eta_told, expected):
+                took = await self._ward_write(st, client, "PUT", "planned-arrivals", {
+                    "wristband": st.spec.sessionId, "expected_arrival": instant(expected)})
+                if took is not None:  # a refused one is not sent again
+                    st.eta_told = expected
+                if took:
+                    st.ward_eta = expected
+            try:
+                await asyncio.wait_for(st.arrival.wait(), ETA_CHECK_S)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _ward_write(self, st: State, client: httpx.AsyncClient, method: str, path: str,
+                          body: dict) -> bool | None:
+        """One write to the destination ward: True when taken, False when refused (said in
+        PreArrivalSent's message; not retried), None when the ward could not answer."""
+        dest = st.spec.destination
+        try:
+            rsp = await client.request(method, f"{dest.nursingUrl}/wards/{dest.ward}/{path}", json=body)
+        except httpx.HTTPError as err:
+            log.warning("transport %s: %s %s failed: %s", st.spec.vehicle, method, path,
+                        type(err).__name__)
+            return None
+        if rsp.status_code < 300:
+            return True
+        if rsp.status_code >= 500:
+            return None
+        log.warning("transport %s: the ward refused %s %s: HTTP %d", st.spec.vehicle, method,
+                    path, rsp.status_code)
+        st.pre_arrival = {**st.pre_arrival, "message": f"Encounter in progress at ward "
+                          f"{dest.ward}; {method} {path} answered HTTP {rsp.status_code}"}
+        return False
+
+    async def _pre_arrival(self, st: State, client: httpx.AsyncClient) -> bool:
         """Admit the patient to the destination ward ahead of arrival: an Encounter in
         progress there, so the forwarded vitals are scored and alert as on the ward."""
         t, dest = st.spec, st.spec.destination
         patient = {"resourceType": "Patient", "id": t.sessionId, "active": True,
                    "identifier": [{"system": WRISTBAND_SYSTEM, "value": t.sessionId}]}
         url = f"{dest.nursingUrl}/wards/{dest.ward}/admissions"
-        async with httpx.AsyncClient(timeout=5) as client:
-            while True:
-                try:
-                    rsp = await client.post(url, json={"patient": patient, "spo2_scale": t.spo2Scale},
-                                            headers={"Authorization": f"Bearer {self.admit_token}"})
-                except httpx.HTTPError as err:
-                    st.pre_arrival = condition("PreArrivalSent", False, "NursingUnreachable",
-                                               f"POST {url}: {type(err).__name__}")
-                    await asyncio.sleep(ADMIT_RETRY_S)
-                    continue
-                if rsp.status_code in (201, 409):  # 409: admitted by an earlier run
-                    st.pre_arrival = condition("PreArrivalSent", True, "Admitted",
-                                               f"Encounter in progress at ward {dest.ward}")
-                    return
-                st.pre_arrival = condition("PreArrivalSent", False, "NursingRefused",
-                                           f"POST {url} answered HTTP {rsp.status_code}")
-                if rsp.status_code < 500:
-                    return  # a refusal the platform engineer must fix (token, ward)
+        while True:
+            try:
+                rsp = await client.post(url, json={"patient": patient, "spo2_scale": t.spo2Scale})
+            except httpx.HTTPError as err:
+                st.pre_arrival = condition("PreArrivalSent", False, "NursingUnreachable",
+                                           f"POST {url}: {type(err).__name__}")
                 await asyncio.sleep(ADMIT_RETRY_S)
+                continue
+            if rsp.status_code in (201, 409):  # 409: admitted by an earlier run
+                st.pre_arrival = condition("PreArrivalSent", True, "Admitted",
+                                           f"Encounter in progress at ward {dest.ward}")
+                return True
+            st.pre_arrival = condition("PreArrivalSent", False, "NursingRefused",
+                                       f"POST {url} answered HTTP {rsp.status_code}")
+            if rsp.status_code < 500:
+                return False  # a refusal the platform engineer must fix (token, ward)
+            await asyncio.sleep(ADMIT_RETRY_S)
 
     # ---- handovers ---------------------------------------------------------------------------
 
@@ -365,7 +445,7 @@ class Mobility:
             except grpc.aio.AioRpcError as err:
                 raise HandoverError(503, "Site unavailable",
                                     f"site {st.site} cannot close the session: {err.details()}") from None
-            st.arrived = True
+            self._mark_arrived(st)  # the ward's expected arrival is cleared (_to_ward)
         return await self.status(vehicle)
 
     def site_for(self, session_id: str) -> dict:
@@ -387,9 +467,10 @@ class Mobility:
         if st is None:
             raise HandoverError(404, "Unknown vehicle", "no transport for this vehicle")
         out = {**self.brief(st), "phase": "Arrived" if st.arrived else "EnRoute",
-               "destination": {"ward": st.spec.destination.ward} if st.spec.destination else None,
+               "destination": {"ward": st.spec.destination.ward,
+                               "expectedArrival": instant(st.ward_eta)} if st.spec.destination else None,
                "moves": st.moves, "lastMove": st.last_move, "preparedSite": st.prepared,
-               "news2": None, "etaSeconds": None, "openAlerts": []}
+               "news2": None, "etaSeconds": None, "expectedArrival": None, "openAlerts": []}
         conds = [st.following, st.pre_arrival,
                  condition("Arrived", st.arrived, "Arrived" if st.arrived else "EnRoute",
                            "handed over to the ward" if st.arrived else "on the way")]
@@ -404,6 +485,8 @@ class Mobility:
                 out["news2"] = {"score": view.news2_score, "risk": view.news2_risk,
                                 "trend": view.news2_trend}
             out["etaSeconds"] = view.eta_s if view.HasField("eta_s") else None
+            out["expectedArrival"] = instant(view.expected_arrival_ms / 1000) \
+                if view.HasField("expected_arrival_ms") else None
             out["openAlerts"] = [{"score": a.score, "risk": a.risk,
                                   "raisedAtMs": a.raised_time_ms} for a in view.open_alerts]
             out["committedThrough"] = view.committed_through

@@ -10,6 +10,7 @@ route template, never the concrete path.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import math
@@ -21,15 +22,15 @@ from fastapi import Body, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from opentelemetry import propagate, trace
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import fhir_codec, fhir_conformance, fhir_rest, five_rights, worklist
-from .context import (ACKNOWLEDGE, ADMINISTER, ADMIT, AUDIT, ORDER, READ, RECORD_VITALS, Context,
-                      Denied)
+from .context import (ACKNOWLEDGE, ADMINISTER, ADMIT, AUDIT, ORDER, READ, RECEIVE, RECORD_VITALS,
+                      Context, Denied)
 from .fhir_codec import FhirError
 from .fhir_rest import FHIR_JSON, JSON, BadSearch, NotAcceptable, Page
-from .records import Administration, Encounter, Order
+from .records import Administration, Encounter, Order, expected_arrival_problem
 from .store import Conflict
 from .tokens import Principal
 from .vitals import AlertOverflow, Reading
@@ -86,6 +87,13 @@ class Admission(BaseModel):
 class Scan(BaseModel):
     model_config = ConfigDict(extra="forbid")
     wristband: str = Field(min_length=1, max_length=128)
+
+
+class PlannedArrival(BaseModel):
+    """When a patient admitted ahead of arrival (an ambulance on its way) is expected."""
+    model_config = ConfigDict(extra="forbid")
+    wristband: str = Field(min_length=1, max_length=128)
+    expected_arrival: AwareDatetime = Field(description="RFC 3339 date-time with a time zone")
 
 
 class Give(BaseModel):
@@ -238,6 +246,16 @@ def create_app(ctx: Context) -> FastAPI:
     publish("CodeSystem", fhir_conformance.CODE_SYSTEMS)
     publish("StructureDefinition", fhir_conformance.STRUCTURE_DEFINITIONS)
 
+    async def admitted_by_band(ward: str, wristband: str) -> Encounter:
+        """The ward's admitted patient with this band, or the refusal a scan would get."""
+        enc = await ctx.db(ctx.repo.encounter_by_wristband, wristband)
+        if enc is None or enc.ward != ward:
+            raise Problem(404, "Unknown wristband", "no patient of this ward has this wristband")
+        if not enc.admitted:
+            raise Problem(409, "Discharged wristband",
+                          "this wristband belongs to a discharged admission: do not use it")
+        return enc
+
     # -- admissions and identification ------------------------------------------------
     @app.post("/wards/{ward}/admissions", status_code=201, tags=["patients"])
     async def admit(ward: str, body: Admission, authorization: str | None = Header(None)):
@@ -281,13 +299,50 @@ def create_app(ctx: Context) -> FastAPI:
         p = await who(authorization)
         ctx.authorize(p, READ, ward)
         serves(ward)
-        enc = await ctx.db(ctx.repo.encounter_by_wristband, body.wristband)
-        if enc is None or enc.ward != ward:
-            raise Problem(404, "Unknown wristband", "no patient of this ward has this wristband")
-        if not enc.admitted:
-            raise Problem(409, "Discharged wristband",
-                          "this wristband belongs to a discharged admission: do not use it")
-        return await patient_and_encounter(enc)
+        return await patient_and_encounter(await admitted_by_band(ward, body.wristband))
+
+    # -- patients on the way (pre-arrival admissions) -------------------------------------
+    @app.put("/wards/{ward}/planned-arrivals", tags=["patients"])
+    async def plan_arrival(ward: str, body: PlannedArrival, authorization: str | None = Header(None)):
+        """When an admitted patient who is on the way is expected at the ward (their Encounter's
+        location: the ward, status `planned`, `period.start` the expected arrival)."""
+        p = await who(authorization)
+        ctx.authorize(p, ADMIT, ward)
+        serves(ward)
+        at = body.expected_arrival.timestamp()
+        if problem := expected_arrival_problem(at, time.time()):
+            raise Problem(422, "Invalid expected arrival", problem)
+        enc = await admitted_by_band(ward, body.wristband)
+        await ctx.db(ctx.repo.plan_arrival, enc.id, at)
+        return await patient_and_encounter(await ctx.db(ctx.repo.encounter, enc.id))
+
+    @app.post("/wards/{ward}/arrivals", tags=["patients"])
+    async def arrival(ward: str, body: Scan, authorization: str | None = Header(None)):
+        """The patient who was on the way is here: no longer expected (idempotent)."""
+        p = await who(authorization)
+        ctx.authorize(p, RECEIVE, ward)
+        serves(ward)
+        enc = await admitted_by_band(ward, body.wristband)
+        await ctx.db(ctx.repo.plan_arrival, enc.id, None)
+        return await patient_and_encounter(await ctx.db(ctx.repo.encounter, enc.id))
+
+    @app.get("/wards/{ward}/incoming", tags=["ward"])
+    async def incoming(ward: str, authorization: str | None = Header(None)):
+        """The ward's patients on the way, soonest expected first, with their latest NEWS2."""
+        p = await who(authorization)
+        ctx.authorize(p, READ, ward)
+        serves(ward)
+        now = time.time()
+        expected = await ctx.db(ctx.repo.incoming, ward)
+        scores = await ctx.db(ctx.repo.last_scores, [e.id for e in expected])
+        open_alerts = collections.Counter(a.encounter_id for a in await ctx.db(ctx.repo.alerts, ward, True))
+        return {"ward": ward, "generated_at": fhir_codec.instant(now), "patients": [{
+            "patient_id": e.patient_id, "encounter_id": e.id,
+            "expected_arrival": fhir_codec.instant(e.expected_arrival),
+            "eta_seconds": max(0, round(e.expected_arrival - now)),
+            "news2": {"score": scores[e.id].result.score, "risk": scores[e.id].result.risk}
+            if e.id in scores else None,
+            "open_alerts": open_alerts[e.id]} for e in expected]}
 
     # -- FHIR reads and searches -----------------------------------------------------------
     @app.get("/fhir/Patient/{patient_id}", tags=["fhir"])

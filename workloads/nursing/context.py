@@ -14,7 +14,8 @@ from .vitals import AlertHub, VitalsPipeline
 READ = frozenset({"nurse", "doctor"})
 RECORD_VITALS = frozenset({"nurse", "doctor", "device"})
 STREAM_VITALS = frozenset({"device"})
-ADMIT = frozenset({"doctor", "admin"})
+ADMIT = frozenset({"doctor", "admin"})  # also: when a patient on the way is expected
+RECEIVE = frozenset({"nurse", "doctor", "admin"})  # a patient on the way has arrived
 ORDER = frozenset({"doctor"})
 ADMINISTER = frozenset({"nurse"})
 ACKNOWLEDGE = frozenset({"nurse", "doctor"})

@@ -132,7 +132,11 @@ def encounter_to_fhir(enc: Encounter) -> dict:
         "subject": {"reference": f"Patient/{enc.patient_id}"},
         "period": {"start": instant(enc.started_at),
                    **({"end": instant(enc.ended_at)} if enc.ended_at else {})},
-        "location": [{"location": {"identifier": {"value": enc.ward}, "display": enc.ward}}],
+        "location": [{"location": {"identifier": {"value": enc.ward}, "display": enc.ward},
+                      # on the way: the ward is where they are planned to be, from when
+                      # they are expected (R4 Encounter.location.status / .period)
+                      **({"status": "planned", "period": {"start": instant(enc.expected_arrival)}}
+                         if enc.expected_arrival is not None else {})}],
         "extension": [{"url": SPO2_SCALE_EXTENSION, "valueInteger": enc.spo2_scale}],
     }
     if enc.assigned_nurse:

@@ -20,10 +20,27 @@ class Encounter:
     assigned_nurse: str | None
     started_at: float
     ended_at: float | None = None
+    # while the patient is on the way (an ambulance's pre-arrival admission): when they are
+    # expected at the ward; None once they are here
+    expected_arrival: float | None = None
 
     @property
     def admitted(self) -> bool:
         return self.status == "in-progress"
+
+
+ARRIVAL_PAST_S = 300.0  # clock skew and a late report: an arrival this far past is still accepted
+ARRIVAL_AHEAD_S = 12 * 3600.0  # no ambulance is expected further ahead than this
+
+
+def expected_arrival_problem(at: float, now: float) -> str | None:
+    """Why `at` cannot be a patient's expected arrival at `now`, or None."""
+    if at < now - ARRIVAL_PAST_S:
+        return f"the expected arrival is {round(now - at)} s in the past"
+    if at > now + ARRIVAL_AHEAD_S:
+        return (f"the expected arrival is more than {ARRIVAL_AHEAD_S / 3600:g} h ahead "
+                f"({round(at - now)} s)")
+    return None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -53,6 +53,10 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS encounters_band ON encounters(wristband)",
     "CREATE INDEX IF NOT EXISTS encounters_ward ON encounters(ward, status)",
     "CREATE INDEX IF NOT EXISTS encounters_patient ON encounters(patient_id)",
+    # a patient on the way (pre-arrival admission): when they are expected; the row goes on
+    # arrival (a table of its own: databases made before it need no migration)
+    """CREATE TABLE IF NOT EXISTS planned_arrivals (
+        encounter_id TEXT PRIMARY KEY REFERENCES encounters(id), expected_at {REAL} NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS orders (
         id TEXT PRIMARY KEY, patient_id TEXT NOT NULL, encounter_id TEXT NOT NULL
         REFERENCES encounters(id), ward TEXT NOT NULL, drug_code TEXT NOT NULL,
@@ -245,10 +249,12 @@ class Repository:
         rows = self._query("SELECT resource FROM patients WHERE id = ?", (patient_id,))
         return rows[0][0] if rows else None
 
-    def _encounters(self, where: str, params: Sequence) -> list[Encounter]:
-        rows = self._query(f"SELECT {_cols(_ENCOUNTER_COLUMNS)} FROM encounters WHERE {where} "
-                           "ORDER BY started_at DESC", params)
-        return [Encounter(**dict(zip(_ENCOUNTER_COLUMNS, r))) for r in rows]
+    def _encounters(self, where: str, params: Sequence, order: str = "started_at DESC"
+                    ) -> list[Encounter]:
+        rows = self._query(f"SELECT {_cols(_ENCOUNTER_COLUMNS)}, expected_at FROM encounters "
+                           "LEFT JOIN planned_arrivals ON encounter_id = id "
+                           f"WHERE {where} ORDER BY {order}", params)
+        return [Encounter(**dict(zip(_ENCOUNTER_COLUMNS, r)), expected_arrival=r[-1]) for r in rows]
 
     def encounter(self, encounter_id: str) -> Encounter | None:
         found = self._encounters("id = ?", (encounter_id,))
@@ -272,8 +278,25 @@ class Repository:
     def admitted(self, ward: str) -> list[Encounter]:
         return self._encounters("ward = ? AND status = 'in-progress'", (ward,))
 
+    def incoming(self, ward: str) -> list[Encounter]:
+        """The ward's admitted patients still on the way, soonest expected first."""
+        return self._encounters("ward = ? AND status = 'in-progress' AND expected_at IS NOT NULL",
+                                (ward,), order="expected_at, started_at")
+
+    def plan_arrival(self, encounter_id: str, at: float | None) -> None:
+        """Set when an admitted patient is expected; None: they have arrived."""
+        with self._tx() as cur:
+            if at is None:
+                cur.execute("DELETE FROM planned_arrivals WHERE encounter_id = ?", (encounter_id,))
+            else:
+                cur.execute("INSERT INTO planned_arrivals (encounter_id, expected_at) VALUES (?, ?) "
+                            "ON CONFLICT (encounter_id) DO UPDATE SET expected_at = excluded.expected_at",
+                            (encounter_id, at))
+
     def discharge(self, encounter_id: str, at: float) -> None:
         with self._tx() as cur:
+            # discharged on the way (diverted elsewhere): no longer expected
+            cur.execute("DELETE FROM planned_arrivals WHERE encounter_id = ?", (encounter_id,))
             cur.execute("UPDATE encounters SET status = 'finished', ended_at = ? "
                         "WHERE id = ? AND status = 'in-progress'", (at, encounter_id))
             cur.execute("UPDATE orders SET status = 'stopped' WHERE encounter_id = ? "

@@ -149,10 +149,11 @@ function drawAlerts(list) {
 }
 
 function drawAmbulances(list) {
-  const eta = s => s == null ? "n/a" : `${Math.floor(s / 60)} min ${s % 60} s`;
+  const clock = t => t ? ` (${new Date(t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })})` : "";
+  const eta = (s, t) => s == null ? "n/a" : `${Math.floor(s / 60)} min ${s % 60} s${clock(t)}`;
   document.querySelector("#ambulances tbody").replaceChildren(...(list.length ? list.map(a => el("tr", { dataset: { key: `${a.namespace}/${a.name}`, risk: a.risk || "" } },
     el("td", { text: a.callSign ? `${a.vehicle} (${a.callSign})` : a.vehicle }), el("td", { text: a.ward || "-" }),
-    el("td", { text: eta(a.etaSeconds) }), el("td", { text: a.news2 == null ? "n/a" : `${a.news2} (${a.risk})` }),
+    el("td", { text: eta(a.etaSeconds, a.expectedArrival) }), el("td", { text: a.news2 == null ? "n/a" : `${a.news2} (${a.risk})` }),
     el("td", { text: a.trend || "n/a" }), el("td", { text: String(a.openAlerts) }),
     el("td", { text: a.servingBaseStation || "?" }), el("td", { text: a.edgeSite || "?" }),
     el("td", { text: a.following.status === "True" ? "following" : `stays: ${a.following.reason || "unknown"}`,
