@@ -256,7 +256,7 @@ def up(folder: Path, topology_file: str | None = None,
         if state is not None:
             if all(p.alive() for p in state.procs):
                 log(f"a cluster is already running in {folder}; reusing it")
-                _load_new_images(state, log)
+                load_images(state, log)
                 return state
             log(f"found a stale cluster in {folder} (from a killed run); cleaning it up")
         _stop_and_remove(folder)
@@ -360,7 +360,7 @@ def _start_real_nodes(state: State, topo: topology.Topology, plan: addressing.Pl
                       gpus={n.name: n.gpus for n in topo.real_nodes()})
 
 
-def _load_new_images(state: State, log: Callable[[str], None]) -> None:
+def load_images(state: State, log: Callable[[str], None] = lambda m: None) -> None:
     """The images built since the running cluster started, into its real nodes."""
     from medmec.localcluster import images
     topo = state.topology()

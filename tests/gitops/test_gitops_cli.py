@@ -142,12 +142,14 @@ def test_validate_and_sync_say_what_they_need(monkeypatch, capsys, deploy):
 
 
 def test_overlays_render_for_every_hospital_with_its_namespace_and_slice():
-    expected = {"st-luke": ("imaging", "radiology"), "riverside": ("riverside-emergency", "emergency-imaging")}
+    expected = {"st-luke": ("imaging", "radiology", ["breast-cancer-second-opinion"]),
+                "riverside": ("riverside-emergency", "emergency-imaging", [])}
     from medmec.workloads.gitops import overlays
     assert overlays.hospitals() == sorted(expected)
-    for hospital, (namespace, slice_name) in expected.items():
+    for hospital, (namespace, slice_name, own) in expected.items():
         found = validate.services(validate.render(REPO / "deploy/overlays" / hospital))
-        assert [s["metadata"]["name"] for s in found] == ["breast-cancer-screening", "diabetes-risk"]
+        assert [s["metadata"]["name"] for s in found] == sorted(
+            ["breast-cancer-screening", "diabetes-risk", *own])
         for svc in found:
             assert svc["metadata"]["namespace"] == namespace
             assert svc["spec"]["sliceRef"]["name"] == slice_name
