@@ -44,13 +44,13 @@ def section(title: str) -> None:
     print(f"\n== {title}", flush=True)
 
 
-def install_platform(kubeconfig: str) -> None:
-    """The two documented `helm install`s, with the images this checkout built."""
-    from medmec.localcluster import images
+def install_platform(kubeconfig: str, images: dict) -> None:
+    """The two documented `helm install`s, with the images (images.Image by name) the
+    cluster's nodes hold."""
     from medmec.workloads.gitops import helmchart
 
     def image(name: str) -> dict:
-        repository, tag = images.ensure(name, log=log).ref.rsplit(":", 1)
+        repository, tag = images[name].ref.rsplit(":", 1)
         return {"repository": repository, "tag": tag}
     helmchart.install_hospital(kubeconfig, HOSPITAL, set_values={
         "image": image("medmec"), "modelStore.minio.image": image("minio"),
@@ -239,7 +239,7 @@ def main() -> int:
     section("The hospital's edge: nodes by 5G base station")
     print(cluster.describe(state))
     try:
-        install_platform(kubeconfig)
+        install_platform(kubeconfig, cluster.load_images(state, log))
         push_models(kubeconfig, services)
         apply_hospital(kubeconfig)
         section("kubectl get pods -A -o wide: the pods on the real node of each base station")

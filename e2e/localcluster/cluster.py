@@ -360,15 +360,15 @@ def _start_real_nodes(state: State, topo: topology.Topology, plan: addressing.Pl
                       gpus={n.name: n.gpus for n in topo.real_nodes()})
 
 
-def load_images(state: State, log: Callable[[str], None] = lambda m: None) -> None:
-    """The images built since the running cluster started, into its real nodes."""
+def load_images(state: State, log: Callable[[str], None] = lambda m: None) -> dict:
+    """The images of this checkout (built if their inputs changed), imported into the real
+    nodes that lack them: a running cluster gets the ones built since it started. Returns
+    them by name (images.Image)."""
     from medmec.localcluster import images
-    topo = state.topology()
-    if not topo.real_nodes():
-        return
-    built = [images.ensure(name, log=log) for name in images.NAMES]
-    for node in topo.real_nodes():
-        realnodes.import_images(state.folder, state.plan(), node, built, log)
+    built = {name: images.ensure(name, log=log) for name in images.NAMES}
+    for node in state.topology().real_nodes():
+        realnodes.import_images(state.folder, state.plan(), node, list(built.values()), log)
+    return built
 
 
 def _write_kubeconfigs(state: State) -> None:

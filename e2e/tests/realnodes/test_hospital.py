@@ -43,11 +43,13 @@ class Hospital:
 def hospital(real_cluster) -> Hospital:
     """Installed with the images this checkout builds (a cluster of KUBECONFIG must hold
     them: `medmec cluster up` on a running cluster loads new ones into its real nodes)."""
+    from medmec.localcluster import cluster, images
     if real_cluster.state is not None:
-        from medmec.localcluster import cluster
-        cluster.load_images(real_cluster.state, log=demo.log)
+        built = cluster.load_images(real_cluster.state, log=demo.log)
+    else:
+        built = {name: images.ensure(name, log=demo.log) for name in images.NAMES}
     h = Hospital(real_cluster)
-    demo.install_platform(h.kubeconfig)
+    demo.install_platform(h.kubeconfig, built)
     demo.push_models(h.kubeconfig, h.services)
     demo.apply_hospital(h.kubeconfig)
     return h
@@ -287,3 +289,55 @@ def test_killing_the_active_operator_pod_hands_over_without_duplicate_children(h
     assert len(deployments) == 1
     container = deployments[0]["spec"]["template"]["spec"]["containers"][0]
     assert container["resources"]["requests"]["memory"] == "640Mi"
+
+
+def test_a_crashing_workload_shows_crashloopbackoff_and_its_last_words(hospital):
+    """A nursing service given a tokens file it cannot read: the container exits, the kubelet
+    backs off, and the resource says so with the container's own message."""
+    broken = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+              "metadata": {"name": "broken-tokens", "namespace": "wards"},
+              "stringData": {"tokens.json": json.dumps({"nurse-token-0123456789": {"role": "nurse"}})}}
+    service = {"apiVersion": "medmec.io/v1alpha1", "kind": "CloudNursingService",
+               "metadata": {"name": "broken", "namespace": "wards"},
+               "spec": {"sliceRef": {"name": "bedside-monitoring"}, "wards": [{"id": "5b"}],
+                        "storage": {"type": "embedded", "size": "1Gi"},
+                        "tokensSecretRef": {"name": "broken-tokens"}}}
+    hospital.cluster.kubectl("apply", "-f", "-", input="\n---\n".join(json.dumps(o) for o in (broken, service)))
+    try:
+        cond = wait_for(lambda: (c := hospital.condition("cns", "wards", "broken", "Ready"))
+                        .get("reason") == "CrashLoopBackOff" and c, 240, "CrashLoopBackOff on the resource")
+        assert cond["status"] == "False"
+        assert "tokens file" in cond["message"], cond
+        events = hospital.get("events", "-n", "wards", "--field-selector",
+                              "involvedObject.kind=CloudNursingService,involvedObject.name=broken")["items"]
+        assert any(e["reason"] == "CrashLoopBackOff" for e in events), events
+    finally:
+        hospital.cluster.kubectl("delete", "cns", "broken", "-n", "wards", "--wait=false")
+        hospital.cluster.kubectl("delete", "secret", "broken-tokens", "-n", "wards")
+
+
+def test_helm_upgrade_with_a_changed_value_rolls_the_operator_out(hospital):
+    from medmec.workloads.gitops import helmchart
+    before = hospital.get("deployment", "medmec-operator", "-n", "medmec-system")
+    helmchart.helm(["upgrade", "medmec", str(helmchart.MAIN_CHART), "-n", "medmec-system",
+                    "--reuse-values", "--set", "operator.recheckSeconds=7", "--wait",
+                    "--timeout", helmchart.WAIT_TIMEOUT], hospital.kubeconfig)
+    after = hospital.get("deployment", "medmec-operator", "-n", "medmec-system")
+    assert after["metadata"]["generation"] > before["metadata"]["generation"]
+    env = {e["name"]: e.get("value") for e in after["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MEDMEC_OPERATOR_RECHECK_SECONDS"] == "7"
+    assert after["status"].get("updatedReplicas") == after["status"].get("readyReplicas") == 2
+
+
+def test_helm_uninstall_keeps_the_hospitals_resources_and_stored_records(hospital):
+    """Last in the module: the platform goes, what users stored stays (as the chart's notes say)."""
+    from medmec.workloads.gitops import helmchart
+    claims = {c["metadata"]["name"] for c in hospital.get("pvc", "-A")["items"]}
+    helmchart.uninstall(hospital.kubeconfig)
+    assert not hospital.pods("medmec-system", "app.kubernetes.io/component=operator")
+    assert len(hospital.get("basestations")["items"]) == 3
+    assert {s["metadata"]["name"] for s in hospital.get("medicalslices", "-A")["items"]} >= {
+        "robotic-surgery", "radiology", "robot-logistics", "bedside-monitoring"}
+    assert hospital.get("secret", "medmec-model-store", "-n", "medmec-system")["data"]
+    assert {c["metadata"]["name"] for c in hospital.get("pvc", "-A")["items"]} == claims
+    assert hospital.get("cns", "bedside", "-n", "wards")["metadata"]["name"] == "bedside"
