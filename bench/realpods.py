@@ -86,7 +86,7 @@ def local_args(kubeconfig: str, services: ServiceAddresses) -> list[str]:
     deployment = json.loads(devtools.kubectl(
         kubeconfig, "get", "deployment", "breast-cancer-screening-predictor", "-n", "imaging",
         "-o", "json").stdout)
-    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"][3:]  # after `serve inference`
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["command"][3:]  # after `medmec serve inference`
     kept = []
     for flag, value in zip(args[::2], args[1::2]):
         if flag in OWN_FLAGS:

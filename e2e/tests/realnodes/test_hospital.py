@@ -167,6 +167,9 @@ def test_a_killed_dispatcher_container_restarts_with_its_queued_tasks(hospital):
     target = hospital.services.address("logistics", "delivery-robots-dispatch", 50051)
     with grpc.insecure_channel(target) as channel:
         stub = dispatch_pb2_grpc.DispatchStub(channel)
+        stub.RegisterRobot(dispatch_pb2.RegisterRobotRequest(
+            robot_id="amr-03", node="f0-park-01a", speed_mps=1.0, payload_kg=60, battery_pct=80,
+            capabilities=["linen", "meals", "specimen"]))
         task = stub.SubmitTask(dispatch_pb2.SubmitTaskRequest(
             pickup="laboratory", dropoff="f2-room-a1w", weight_kg=1.0, kind="specimen"))
     [pod] = hospital.pods("logistics", "medmec.io/robot-fleet=delivery-robots")
@@ -279,16 +282,21 @@ def test_killing_the_active_operator_pod_hands_over_without_duplicate_children(h
     active = max(pods, key=peers.__getitem__)
     hospital.cluster.kubectl("delete", "pod", "-n", "medmec-system", active, "--wait=false")
     eis = hospital.get("eis", "diabetes-risk", "-n", "imaging")
+    # a field the GitOps overlay leaves alone, so that its next sync does not conflict
     hospital.cluster.kubectl("patch", "eis", "diabetes-risk", "-n", "imaging", "--type", "merge",
-                             "-p", json.dumps({"spec": {"resources": {"memory": "640Mi"}}}))
-    generation = eis["metadata"]["generation"] + 1
-    wait_for(lambda: hospital.get("eis", "diabetes-risk", "-n", "imaging")["status"]
-             .get("observedGeneration") == generation, 120, "the change handled by the standby")
-    deployments = [d for d in hospital.get("deployments", "-n", "imaging")["items"]
-                   if any(o["name"] == "diabetes-risk" for o in d["metadata"].get("ownerReferences", []))]
-    assert len(deployments) == 1
-    container = deployments[0]["spec"]["template"]["spec"]["containers"][0]
-    assert container["resources"]["requests"]["memory"] == "640Mi"
+                             "-p", json.dumps({"spec": {"batching": {"maxBatchSize": 4}}}))  # default 8
+    try:
+        generation = eis["metadata"]["generation"] + 1
+        wait_for(lambda: hospital.get("eis", "diabetes-risk", "-n", "imaging")["status"]
+                 .get("observedGeneration") == generation, 120, "the change handled by the standby")
+        deployments = [d for d in hospital.get("deployments", "-n", "imaging")["items"]
+                       if any(o["name"] == "diabetes-risk" for o in d["metadata"].get("ownerReferences", []))]
+        assert len(deployments) == 1
+        command = deployments[0]["spec"]["template"]["spec"]["containers"][0]["command"]
+        assert command[command.index("--max-batch-size") + 1] == "4"
+    finally:
+        hospital.cluster.kubectl("patch", "eis", "diabetes-risk", "-n", "imaging", "--type", "merge",
+                                 "-p", json.dumps({"spec": {"batching": None}}))
 
 
 def test_a_crashing_workload_shows_crashloopbackoff_and_its_last_words(hospital):
@@ -316,6 +324,33 @@ def test_a_crashing_workload_shows_crashloopbackoff_and_its_last_words(hospital)
         hospital.cluster.kubectl("delete", "secret", "broken-tokens", "-n", "wards")
 
 
+def test_the_console_in_chromium_shows_the_hospital_running_on_the_real_pods(hospital):
+    """The chart's console, through its Service, with the token the chart generated: every
+    inference service's ready replicas as the cluster has them, the fleet, the slices."""
+    from medmec.workloads.console import testing
+    token = demo.secret_value(hospital.kubeconfig, "medmec-system", "medmec-console-tokens",
+                              "tokens").split()[0]
+    services = {(e["metadata"]["namespace"], e["metadata"]["name"]): e
+                for e in hospital.get("eis", "-A")["items"]}
+    with testing.browser() as context:
+        page = context.new_page()
+        page.goto(hospital.services.url("medmec-system", "medmec-console", 8080))
+        page.fill("#token", token)
+        page.click("#login-form button")
+        page.wait_for_selector("body[data-ready=true]", timeout=60_000)
+        for (ns, name), eis in services.items():
+            row = page.locator(f'#inference tr[data-key="{ns}/{name}"]')
+            ready_replicas = eis["status"]["readyReplicas"]
+            assert ready_replicas >= 1
+            assert f"{ready_replicas} / " in row.text_content(), row.text_content()
+            assert "Ready" in row.text_content()
+        assert page.locator('#fleets [data-key="logistics/delivery-robots"]').count() == 1
+        for key in ("surgery/robotic-surgery", "imaging/radiology", "logistics/robot-logistics",
+                    "wards/bedside-monitoring"):
+            assert page.locator(f'#slices [data-key="{key}"]').count() == 1
+        page.screenshot(path=str(testing.artifacts_dir("console") / "real-pods.png"), full_page=True)
+
+
 def test_helm_upgrade_with_a_changed_value_rolls_the_operator_out(hospital):
     from medmec.workloads.gitops import helmchart
     before = hospital.get("deployment", "medmec-operator", "-n", "medmec-system")
@@ -334,7 +369,8 @@ def test_helm_uninstall_keeps_the_hospitals_resources_and_stored_records(hospita
     from medmec.workloads.gitops import helmchart
     claims = {c["metadata"]["name"] for c in hospital.get("pvc", "-A")["items"]}
     helmchart.uninstall(hospital.kubeconfig)
-    assert not hospital.pods("medmec-system", "app.kubernetes.io/component=operator")
+    wait_for(lambda: not hospital.pods("medmec-system", "app.kubernetes.io/component=operator"),
+             120, "the operator pods gone")
     assert len(hospital.get("basestations")["items"]) == 3
     assert {s["metadata"]["name"] for s in hospital.get("medicalslices", "-A")["items"]} >= {
         "robotic-surgery", "radiology", "robot-logistics", "bedside-monitoring"}
