@@ -373,6 +373,7 @@ def _leg(table: ReservationTable, speed_mps: float, to_goal: list[float], start:
     goal_node, not_before = goal.node, goal.not_before
     first = (start, k0)
     best = {first: start_s}
+    metres = {first: 0.0}  # of the way there: of two equally early, the shorter is kept
     parent: dict[tuple, tuple] = {}
     # Successors are made lazily: a move's first reachable interval of the next node is
     # pushed, and its next interval only when that one comes off the heap. Ties of f (common:
@@ -400,8 +401,10 @@ def _leg(table: ReservationTable, speed_mps: float, to_goal: list[float], start:
             if found is not None:
                 kv, depart, arrive = found
                 nxt = (v, kv)
-                if arrive < best.get(nxt, INF):
-                    best[nxt] = arrive
+                m = metres[prev] + move.length_m
+                b = best.get(nxt, INF)
+                if arrive < b or arrive == b and m < metres[nxt]:
+                    best[nxt], metres[nxt] = arrive, m
                     parent[nxt] = (prev, move, depart, arrive)
                 heappush(heap, (arrive + h[v], -arrive, nxt,
                                 (prev, move, duration, constrained, leave_by, depart)))
@@ -420,7 +423,7 @@ def _leg(table: ReservationTable, speed_mps: float, to_goal: list[float], start:
                     state, move, depart, arrive = parent[state]
                     steps.append((move, depart, arrive))
                 return steps[::-1], done, end
-        here = to_goal[node] + 1e-6
+        here, here_m = to_goal[node] + 1e-6, metres[state]
         for move, duration, constrained in moves[node]:
             v = move.to
             if progress and duration + to_goal[v] > here or region and not region[v]:
@@ -444,8 +447,10 @@ def _leg(table: ReservationTable, speed_mps: float, to_goal: list[float], start:
                     continue
                 arrive = depart + duration
             nxt = (v, kv)
-            if arrive < best.get(nxt, INF):
-                best[nxt] = arrive
+            m = here_m + move.length_m
+            b = best.get(nxt, INF)
+            if arrive < b or arrive == b and m < metres[nxt]:
+                best[nxt], metres[nxt] = arrive, m
                 parent[nxt] = (state, move, depart, arrive)
             heappush(heap, (arrive + h[v], -arrive, nxt,
                             (state, move, duration, constrained, interval_end, depart)))
