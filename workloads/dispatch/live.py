@@ -103,9 +103,9 @@ class LivePlan:
         LIFT_GRACE_S); every robot that would board it later is re-planned without it, from
         the last goal it reaches before that ride (or from where it is at `now_s`, a move
         under way finished), in the order they would board; one walled in by a robot still
-        to be re-planned tries again after the others. Returns the robots re-planned; tasks one can no longer do
-        are put in `unassigned`. Raises ValueError, changing nothing, for a lift the map
-        lacks or one out of service already."""
+        to be re-planned tries again after the others. Returns the robots re-planned; tasks
+        one can no longer do are put in `unassigned`. Raises ValueError, changing nothing,
+        for a lift the map lacks or one out of service already."""
         old = self.graph
         if lift_id not in old.lift_capacity:
             raise ValueError(f"no lift {lift_id!r} on this map")
@@ -124,7 +124,6 @@ class LivePlan:
                     if t > now_s and old.move(a, b).lift == lift_id:
                         yield t, entered <= now_s
                     entered = t
-            return
 
         # the car still takes those at its doors: a robot at the landing or stepping in at
         # now_s rides if it leaves within LIFT_GRACE_S (two robots may be committed to
@@ -235,9 +234,9 @@ class LivePlan:
                              if owner != rid and end > at - MARGIN_S} - pending):
             if other not in self.robots:
                 continue  # an obstacle
-            seen = -math.inf
+            seen = -math.inf  # one that set off there before now_s cannot keep out: once
             while (by_s := sets_off_there(self.robots[other].route)) is not None and by_s > seen:
-                seen = by_s  # (set off before `now_s`: it cannot keep out, nothing to do)
+                seen = by_s
                 self._detour(other, by_s, now_s, reason, True, pending)
 
     def _with(self, rp: RobotPlan, done: int, task: TaskReq) -> list[tuple[Goal, Label]]:
@@ -287,7 +286,8 @@ class LivePlan:
         if route is None:
             self.table.put_in(rid, before)
             return False
-        route = Route(prefix + route.waypoints[1:], rp.route.goal_times[:done] + route.goal_times)
+        route = Route(prefix + route.waypoints[1:],
+                      rp.route.goal_times[:done] + route.goal_times)
         self.table.put_in(rid, self.table.bookings(route.waypoints, first))
         self.robots[rid] = RobotPlan(rp.robot, rp.goals[:done] + goals, route)
         return True

@@ -13,8 +13,9 @@ Likhachev 2011) over (node, safe interval) states, a safe interval being a time 
 free between other robots' stays; exact free-space travel times are the heuristic. A leg is
 searched first along free-flow shortest paths only (its earliest arrival there, waiting
 where others are in the way: few states and no detour metres), and only where that finds
-no way through the nodes next to them, then the whole map. The table keeps each owner's
-bookings, so one robot's route can be taken out and searched again (live.py).
+no way through the nodes next to them, then the whole map; of two ways that reach a place
+equally early, the shorter is kept. The bookings of a route can be listed and taken out,
+so one robot's route can be searched again from where it changes (live.py).
 """
 from __future__ import annotations
 
