@@ -4,6 +4,8 @@ running plan, and bad input."""
 from __future__ import annotations
 
 import json
+import pickle
+import random
 import time
 
 import pytest
@@ -12,6 +14,7 @@ from medmec.workloads.dispatch.assignment import TaskReq
 from medmec.workloads.dispatch.fleet import Fleet, FleetError
 from medmec.workloads.dispatch.graph import HospitalGraph
 from medmec.workloads.dispatch.hospital_generator import generate_hospital, random_scenario
+from medmec.workloads.dispatch.live import LIFT_GRACE_S
 from medmec.workloads.dispatch.planner import plan, plan_scenario, robots_of
 from medmec.workloads.dispatch.scenario import (MAX_TASKS, Scenario, ScenarioError,
                                                 load_scenario)
@@ -163,11 +166,53 @@ def test_a_lift_that_fails_re_plans_the_robots_that_would_ride_it(plan_problems)
     affected = live.fail_lift(lift, now_s=900.0)
     assert affected
     assert plan_problems(doc, live.to_json()) == []
-    for rid in affected:  # no ride of the failed lift starts after the failure
-        wp = live.robots[rid].route.waypoints
+    for rid in live.robots:  # no ride of the failed lift starts after the failure but
+        wp = live.robots[rid].route.waypoints  # those of robots already at its doors
         for (a, t), (b, _) in zip(wp, wp[1:]):
-            if a != b and t >= 900.0:
+            if a != b and t > 900.0 + LIFT_GRACE_S:
                 assert graph.move(a, b).lift != lift
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed, floors, capacity, now_s", [(1, 2, 1, 1500.0), (3, 4, 2, 1500.0)])
+def test_a_lift_failing_in_a_jam_leaves_a_sound_plan(seed, floors, capacity, now_s,
+                                                     plan_problems):
+    """Robots queued at the lift, one stepping in as another leaves by it: each is re-planned
+    from where it stands (or, at the doors, still rides), none is left where it blocks."""
+    doc = random_scenario(generate_hospital(seed, floors, capacity), 50, 500, seed=2026,
+                          horizon_s=3600.0)
+    sc = Scenario.model_validate(doc)
+    graph = HospitalGraph(sc.map)
+    live = plan(graph, robots_of(sc, graph), sc.tasks).live
+    rng = random.Random(7)  # urgent tasks put in one by one, as the benchmark does
+    rooms = [n.id for n in sc.map.nodes if "-room-" in n.id]
+    bays = [n.id for n in sc.map.nodes if n.id.startswith("pharmacy-bay-")]
+    for i in range(int((now_s - 600.0) / 20.0)):
+        t = 600.0 + 20.0 * i
+        spec = {"id": f"urgent-{i}", "pickup": rng.choice(bays), "dropoff": rng.choice(rooms),
+                "weight_kg": 1, "kind": "medicine", "priority": "emergency", "release_s": t,
+                "deadline_s": t + 600}
+        doc["tasks"].append(spec)
+        live.add_task(TaskReq(spec["id"], graph.index[spec["pickup"]],
+                              graph.index[spec["dropoff"]], 1, "medicine", "emergency", t,
+                              t + 600), t)
+    for lift in sc.map.lifts:
+        copy = pickle.loads(pickle.dumps(live))
+        assert copy.fail_lift(lift.id, now_s)
+        assert plan_problems(doc, copy.to_json()) == []
+
+
+def test_a_lift_failure_is_refused_for_an_unknown_lift_or_one_out_of_service_already():
+    doc, graph, live = running_plan(seed=22, floors=3, capacity=2)
+    before = live.to_json()
+    with pytest.raises(ValueError, match="no lift 'lift-z'"):
+        live.fail_lift("lift-z", 900.0)
+    assert live.to_json() == before
+    live.fail_lift("lift-a", 900.0)
+    after = live.to_json()
+    with pytest.raises(ValueError, match="out of service already"):
+        live.fail_lift("lift-a", 950.0)
+    assert live.to_json() == after
 
 
 def test_bad_maps_and_fleets_are_refused_naming_the_problem():

@@ -318,3 +318,80 @@ def test_robots_that_follow_their_routes_deliver_everything(dispatch_server):
                                                               for j in range(5)}
     assert {r["id"]: r["node"] for r in fleet["robots"]} == {"amr-1": "f0-park-01a",
                                                               "amr-2": "f1-park-05b"}
+
+
+def rides(route: dict, lift: dict, after: float) -> list[float]:
+    """When `route` (REST form) sets off on a ride of `lift` after `after`."""
+    landings = set(lift["nodes"])
+    wp = route["waypoints"]
+    return [a["t"] for a, b in zip(wp, wp[1:])
+            if a["node"] in landings and b["node"] in landings and a["node"] != b["node"]
+            and a["t"] > after]
+
+
+def test_a_lift_out_of_service_re_plans_the_robots_that_would_ride_it(dispatch_server,
+                                                                      hospital, plan_problems):
+    server = dispatch_server()
+    stub = server.stub
+    for i, park in enumerate(("f0-park-02a", "f0-park-05b", "f1-park-03a", "f2-park-08b")):
+        register(stub, f"amr-{i}", park)
+    for j, room in enumerate(("f1-room-a1w", "f2-room-b2e", "f1-room-c3e", "f2-room-a2w",
+                              "f2-room-c1w", "f1-room-b1e")):
+        submit(stub, f"t{j}", f"pharmacy-bay-{1 + j % 3}", room,
+               earliest_start=stamp(time.time() + 60 + 30 * j))
+    lifts = {lift["id"]: lift for lift in hospital["lifts"]}
+
+    def routes():
+        return {r["id"]: httpx.get(f"{server.http}/v1/robots/{r['id']}/route").json()
+                for r in server.fleet()["robots"]}
+
+    soon = time.time() + 20
+    riders = {lid: [rid for rid, route in routes().items() if rides(route, lift, soon)]
+              for lid, lift in lifts.items()}
+    lift_id = max(riders, key=lambda lid: len(riders[lid]))
+    assert riders[lift_id]
+    rider = riders[lift_id][0]
+    stream = stub.StreamRoute(pb.StreamRouteRequest(robot_id=rider), timeout=30)
+    first = next(stream)
+
+    version = server.fleet()["plan_version"]
+    for bad, code in (("lift-z", grpc.StatusCode.INVALID_ARGUMENT),
+                      ("", grpc.StatusCode.INVALID_ARGUMENT)):
+        with pytest.raises(grpc.RpcError) as err:
+            stub.ReportLiftOutOfService(pb.LiftServiceRequest(robot_id=rider, lift_id=bad))
+        assert err.value.code() == code and "lift" in err.value.details()
+    assert server.fleet()["plan_version"] == version  # refused: nothing changed
+
+    failed_at = time.time()
+    reply = stub.ReportLiftOutOfService(pb.LiftServiceRequest(robot_id=rider,
+                                                              lift_id=lift_id))
+    assert list(reply.out_of_service) == [lift_id]
+    assert set(riders[lift_id]) <= set(reply.replanned)
+    route = next(stream)  # the new route, streamed
+    assert route.plan_version > first.plan_version
+    fleet = server.fleet()
+    assert fleet["lifts_out_of_service"] == [lift_id]
+    after = failed_at + 10.0 + 1.0  # robots at the doors still ride (live.LIFT_GRACE_S)
+    assert not any(rides(r, lifts[lift_id], after) for r in routes().values())
+    assert all(t["status"] == "assigned" for t in fleet["tasks"])  # the other lift serves
+    assert plan_problems(*as_plan(fleet, hospital, server)) == []
+
+    with pytest.raises(grpc.RpcError) as err:  # reported twice
+        stub.ReportLiftOutOfService(pb.LiftServiceRequest(lift_id=lift_id))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "out of service already" in err.value.details()
+    assert server.fleet()["plan_version"] == fleet["plan_version"]
+    stream.cancel()
+
+    server.stop(kill=True)  # remembered across a crash
+    server.start()
+    assert server.fleet()["lifts_out_of_service"] == [lift_id]
+    assert not any(rides(r, lifts[lift_id], time.time()) for r in routes().values())
+
+    reply = server.stub.ReturnLiftToService(pb.LiftServiceRequest(lift_id=lift_id))
+    assert list(reply.out_of_service) == [] and reply.replanned
+    assert server.fleet()["lifts_out_of_service"] == []
+    with pytest.raises(grpc.RpcError) as err:
+        server.stub.ReturnLiftToService(pb.LiftServiceRequest(lift_id=lift_id))
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "in service already" in err.value.details()

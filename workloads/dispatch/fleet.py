@@ -1,11 +1,13 @@
-"""The dispatcher's state and rules: robots, tasks, blocked corridors, and the current plan.
+"""The dispatcher's state and rules: robots, tasks, blocked corridors, lifts out of service,
+and the current plan.
 
 Every change that matters re-plans the whole open workload with the pure planner, from
 where the robots are now: queued (not yet picked up) tasks may move to other robots, so an
 emergency pre-empts queued work, and a faulted or silent robot's queue goes to the others.
-Tasks on board stay with their robot. A new task is first put into the running plan alone
-(live.py: only the robot that takes it is re-planned, in milliseconds); the whole fleet is
-re-planned when that finds no robot. State is written to the store before a call returns.
+Tasks on board stay with their robot. Two changes are made to the running plan alone
+(live.py), re-planning only the robots they touch: a new task (the robot that takes it; the
+whole fleet is re-planned when that finds no robot) and a lift out of service (every robot
+that would ride it). State is written to the store before a call returns.
 """
 from __future__ import annotations
 
@@ -81,7 +83,8 @@ class Fleet:
         self.robots = {r.id: r for r in store.load("robots", RobotRecord)}
         self.tasks = {t.id: t for t in store.load("tasks", TaskRecord)}
         self.blocked = store.blocked()
-        self.graph = HospitalGraph(hmap, self.blocked)
+        self.lifts_down = store.lifts_down() & {lift.id for lift in hmap.lifts}
+        self.graph = self._graph()
         self.routes: dict[str, list[tuple[str, float]]] = {}
         self.live = None  # the running plan, for re-planning a new task alone
         self.version = 0
@@ -185,9 +188,51 @@ class Fleet:
         if (key in self.blocked) != blocked:
             self.store.set_blocked(*key, blocked)
             (self.blocked.add if blocked else self.blocked.discard)(key)
-            self.graph = HospitalGraph(self.map, self.blocked)
+            self.graph = self._graph()
             self.replan()
         return sorted(self.blocked)
+
+    # lifts
+
+    def set_lift(self, lift_id: str, in_service: bool) -> tuple[list[str], list[str]]:
+        """A lift out of service (every robot that would ride it re-planned without it, in
+        the running plan) or back in service (the fleet re-planned). Returns the lifts out of
+        service and the robots re-planned."""
+        if not lift_id:
+            raise FleetError("invalid", "lift_id is required")
+        if lift_id not in self.graph.lift_capacity:
+            known = ", ".join(sorted(self.graph.lift_capacity)) or "none"
+            raise FleetError("invalid", f"unknown lift {lift_id!r} (this map's lifts: {known})")
+        if (lift_id in self.lifts_down) != in_service:
+            raise FleetError("precondition", f"lift {lift_id} is "
+                             f"{'in service' if in_service else 'out of service'} already")
+        self.store.set_lift_down(lift_id, not in_service)
+        (self.lifts_down.discard if in_service else self.lifts_down.add)(lift_id)
+        if in_service or self.live is None:
+            self.graph = self._graph()
+            planned = self.replan()
+            return sorted(self.lifts_down), sorted(planned.routes)
+        before = set(self.live.unassigned)
+        robots = self.live.fail_lift(lift_id, self.clock() - self.planned_at)
+        self.graph = self.live.graph
+        dropped = {tid: self.live.unassigned[tid] for tid in set(self.live.unassigned) - before}
+        self._adopt(robots, dropped)
+        return sorted(self.lifts_down), sorted(robots)
+
+    def warm_up(self) -> bool:
+        """Work out the travel times of the map without one lift in service, for one lift
+        and one robot speed not done yet (a lift that fails is then re-planned at once);
+        False when all are done. Called now and then while nothing else happens."""
+        for lift in sorted(set(self.graph.lift_capacity) - self.lifts_down):
+            for speed in sorted({r.speed_mps for r in self.robots.values()}):
+                degraded = self.graph.without_lift(lift)
+                if speed not in degraded._times:
+                    degraded.travel_times(speed)
+                    return True
+        return False
+
+    def _graph(self) -> HospitalGraph:
+        return HospitalGraph(self.map, self.blocked, frozenset(self.lifts_down))
 
     # tasks
 
@@ -294,29 +339,44 @@ class Fleet:
         if rid is None:
             self.live.unassigned.pop(task.id, None)
             return False
-        planned = {}
-        rp = self.live.robots[rid]
-        for (_, (tid, role)), at in zip(rp.goals, rp.route.goal_times):
-            planned[tid, role] = self.planned_at + at
-        changed = []
-        for tid in self.live.queue_of(rid):
-            if tid not in self.tasks:
+        task.status, task.robot_id, task.reason = "assigned", rid, ""
+        self._adopt([rid], {}, [task])
+        return True
+
+    def _adopt(self, robot_ids: list[str], dropped: dict[str, str],
+               changed: list[TaskRecord] | None = None) -> None:
+        """Take the running plan's new routes of `robot_ids` (their tasks' planned times
+        with them); the tasks it gave up (`dropped`: task -> why) wait for a robot again, or
+        fail if on board. Saves them and `changed`."""
+        changed = list(changed or [])
+        for rid in robot_ids:
+            rp = self.live.robots[rid]
+            planned = {(tid, role): self.planned_at + at
+                       for (_, (tid, role)), at in zip(rp.goals, rp.route.goal_times)}
+            for tid in {tid for _, (tid, _) in rp.goals if tid in self.tasks}:
+                t = self.tasks[tid]
+                before = t.model_dump()
+                t.planned_pickup = planned.get((tid, "pickup"), t.planned_pickup
+                                               if t.status == "picked_up" else None)
+                t.planned_dropoff = planned.get((tid, "dropoff"))
+                if t.model_dump() != before:
+                    changed.append(t)
+            self.routes[rid] = [(n, self.planned_at + t) for n, t in self.live.route_of(rid)]
+            self.queues[rid] = [tid for tid in self.live.queue_of(rid)
+                                if tid in self.tasks and self.tasks[tid].status in OPEN]
+        for tid, why in dropped.items():
+            t = self.tasks.get(tid)
+            if t is None or t.status not in OPEN + ("picked_up",):
                 continue
-            t = self.tasks[tid]
-            before = t.model_dump()
-            if tid == task.id:
-                t.status, t.robot_id, t.reason = "assigned", rid, ""
-            t.planned_pickup = planned.get((tid, "pickup"))
-            t.planned_dropoff = planned.get((tid, "dropoff"))
-            if t.model_dump() != before:
-                changed.append(t)
+            if t.status == "picked_up":
+                t.status = "failed"
+            else:
+                t.status, t.robot_id = "pending", ""
+            t.reason, t.planned_pickup, t.planned_dropoff = why, None, None
+            changed.append(t)
         self.store.save_tasks(changed)
-        self.routes[rid] = [(n, self.planned_at + t) for n, t in self.live.route_of(rid)]
-        self.queues[rid] = [tid for tid in self.live.queue_of(rid)
-                            if tid in self.tasks and self.tasks[tid].status in OPEN]
         self.version += 1
         self.on_plan(self)
-        return True
 
     def _requests(self, robots: list[RobotRecord], carrying: dict | None = None,
                   now: float = 0.0, working: bool = False) -> list[RobotReq]:

@@ -132,6 +132,17 @@ class DispatchServicer(dispatch_pb2_grpc.DispatchServicer):
         return pb.BlockedCorridorResponse(
             blocked=[pb.Corridor(from_node=a, to_node=b) for a, b in corridors])
 
+    async def ReportLiftOutOfService(self, request, context):
+        return await self._lift(request, context, False)
+
+    async def ReturnLiftToService(self, request, context):
+        return await self._lift(request, context, True)
+
+    async def _lift(self, request, context, in_service: bool):
+        down, replanned = await self._call(context, "SetLiftService", self.fleet.set_lift,
+                                           request.lift_id, in_service)
+        return pb.LiftServiceResponse(out_of_service=down, replanned=replanned)
+
     async def ReportTaskEvent(self, request, context):
         if request.event not in _EVENT:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,

@@ -14,11 +14,14 @@ import math
 
 from .assignment import RobotReq, TaskReq, can_carry
 from .graph import HospitalGraph
-from .routing import Goal, ReservationTable, Route, plan_route
+from .routing import MARGIN_S, Goal, ReservationTable, Route, plan_route
 
 URGENT = ("emergency", "high")
 CANDIDATES = 3  # robots whose routes are searched for a new task, best estimate first
 ETA_SLACK_S = 30.0
+REPLAN_WEIGHT = 10.0
+LIFT_GRACE_S = 10.0  # a failed lift still takes the robots at its doors for this long
+GIVE_UP = 3  # tasks given up, the last queued first, before a robot walled in stays put
 
 Label = tuple[str | None, str]  # (task id, "pickup" | "dropoff" | "home")
 
@@ -59,6 +62,9 @@ class LivePlan:
     robots: dict[str, RobotPlan]
     tasks: dict[str, TaskReq] = dataclasses.field(default_factory=dict)
     unassigned: dict[str, str] = dataclasses.field(default_factory=dict)
+    # where a re-planned leg must leave the shortest paths (a jam), favour getting closer
+    # over arriving sooner by this factor: a re-plan answers at once (routing.plan_route)
+    weight: float = REPLAN_WEIGHT
 
     def route_of(self, robot_id: str) -> list[tuple[str, float]]:
         return [(self.graph.ids[n], t) for n, t in self.robots[robot_id].route.waypoints]
@@ -92,51 +98,146 @@ class LivePlan:
         return None
 
     def fail_lift(self, lift_id: str, now_s: float) -> list[str]:
-        """Take `lift_id` out of service from `now_s`: rides under way finish; every robot
-        that would ride it later is re-planned without it. Tasks it can no longer reach are
-        put in `unassigned`. Returns the robots re-planned."""
+        """Take `lift_id` out of service from `now_s`: rides under way finish, and so do
+        those of robots at its doors (at the landing or stepping in, leaving within
+        LIFT_GRACE_S); every robot that would board it later is re-planned without it, from
+        the last goal it reaches before that ride (or from where it is at `now_s`, a move
+        under way finished), in the order they would board; one walled in by a robot still
+        to be re-planned tries again after the others. Returns the robots re-planned; tasks
+        one can no longer do are put in `unassigned`. Raises ValueError, changing nothing,
+        for a lift the map lacks or one out of service already."""
         old = self.graph
+        if lift_id not in old.lift_capacity:
+            raise ValueError(f"no lift {lift_id!r} on this map")
+        if lift_id in old.out_of_service:
+            raise ValueError(f"lift {lift_id} is out of service already")
         self.graph = self.table.graph = old.without_lift(lift_id)
-        first_ride = {}  # robot -> when it would next board the lift
+        reason = f"lift {lift_id} is out of service"
+
+        def rides(route: Route):
+            """(departure, stepped in by now_s) of each ride on the lift after now_s."""
+            wp = route.waypoints
+            i = max(0, bisect.bisect_left(wp, now_s, key=lambda w: w[1]) - 1)
+            entered = -math.inf  # when it set off to the landing it is at
+            for (a, t), (b, _) in zip(wp[i:], wp[i + 1:]):
+                if a != b:
+                    if t > now_s and old.move(a, b).lift == lift_id:
+                        yield t, entered <= now_s
+                    entered = t
+
+        # the car still takes those at its doors: a robot at the landing or stepping in at
+        # now_s rides if it leaves within LIFT_GRACE_S (two robots may be committed to
+        # the landing, one leaving as the other comes in: neither could stay)
+        since = {}
         for rid, rp in self.robots.items():
-            wp = rp.route.waypoints
-            first_ride[rid] = next((t for (a, t), (b, _) in zip(wp, wp[1:])
-                                    if a != b and t >= now_s and old.move(a, b).lift == lift_id),
-                                   None)
-        affected = [rid for rid, t in first_ride.items() if t is not None]
-        # each keeps its old route up to the last goal before that ride (it never used the
-        # lift) and its old booking until it is re-planned (the old routes are free of
-        # conflicts among themselves); the robot that would board first goes first
-        cuts = {}
-        for rid in affected:
-            rp = self.robots[rid]
-            reached = [g for g in rp.route.goal_times if g <= first_ride[rid]]
-            cuts[rid] = rp.cut(max([now_s] + reached[-1:]))
-        pending = sorted(affected, key=lambda r: (first_ride[r], r))  # the lift's queue
-        waited = set()
+            since[rid] = now_s
+            for t, stepped_in in rides(rp.route):
+                if not (stepped_in and t <= now_s + LIFT_GRACE_S):
+                    break
+                since[rid] = t
+
+        def next_ride(rid: str) -> float | None:
+            return next((t for t, _ in rides(self.robots[rid].route) if t > since[rid]), None)
+
+        first = {rid: next_ride(rid) for rid in self.robots}
+        affected = [rid for rid, t in first.items() if t is not None]
+        pending = sorted(affected, key=lambda r: (first[r], r))
+        waited: set[str] = set()
         while pending:
             rid = pending.pop(0)
-            rp = self.robots[rid]
-            prefix, done = cuts[rid]
-            goals = rp.goals[done:]
-            for tid in self._unreachable(rp.robot, prefix[-1][0], goals):
-                self.unassigned[tid] = f"lift {lift_id} is out of service: no way to it"
-                goals = [g for g in goals if g[1][0] != tid]
-            planned = self._replan(rid, prefix, done, goals)
-            if not planned and pending and rid not in waited:
-                waited.add(rid)  # walled in by one still to be re-planned: after them
-                pending.append(rid)
-                continue
-            while not planned:
-                dropped = next((g[1][0] for g in reversed(goals) if g[1][1] == "pickup"), None)
-                if dropped is None:  # boxed in: it stays where it is, held there
-                    self._book(rid, Route(prefix, rp.route.goal_times[:done]), rp.goals[:done])
+            last_try = rid in waited or not pending
+            seen = -math.inf
+            while (ride := next_ride(rid)) is not None and ride > seen:
+                seen = ride  # each stretch searched leaves out the lift: on to a later ride
+                if not self._detour(rid, ride, since[rid], reason, last_try, set(pending)):
                     break
-                self.unassigned[dropped] = (f"lift {lift_id} is out of service: no "
-                                            "conflict-free route")
-                goals = [g for g in goals if g[1][0] != dropped]
-                planned = self._replan(rid, prefix, done, goals)
+            else:
+                continue
+            waited.add(rid)
+            pending.append(rid)
         return affected
+
+    def _detour(self, rid: str, by_s: float, now_s: float, reason: str, last_try: bool,
+                pending: set[str]) -> bool:
+        """Re-plan `rid` from the last goal it reaches before `by_s` (or from where it is at
+        `now_s`). Where it cannot set off from there, it follows its old route further (out
+        of the way, up to where it must not go on) and sets off from there. False when it
+        has no route (its route is unchanged). On the last try, tasks are given up (the last
+        queued first) until it has one, and one walled in for good stays at the last of
+        those places (True); `pending`: robots still to be re-planned, which will go around
+        it."""
+        rp = self.robots[rid]
+        first = max([now_s] + [g for g in rp.route.goal_times if g < by_s][-1:])
+        later = sorted({t for _, t in rp.route.waypoints if first < t < by_s})
+        # up to four places further on, spread out, the last one nearest `by_s`
+        cuts = [first] + later[::-1][::max(1, len(later) // 4)][:4][::-1]
+        for cut in cuts:
+            prefix, done = rp.cut(cut)
+            lost = self._unreachable(rp.robot, prefix[-1][0], rp.goals[done:])
+            if lost & self._on_board(rp, done):
+                break  # what it carries is out of reach from there
+            goals = [g for g in rp.goals[done:] if g[1][0] not in lost]
+            if self._replan(rid, prefix, done, goals):
+                self.unassigned.update({tid: f"{reason}: no way to it" for tid in lost})
+                return True
+        if not last_try:
+            return False
+        goals = [g for g in rp.goals[done:] if g[1][0] not in lost]
+        for _ in range(GIVE_UP if not lost & self._on_board(rp, done) else 0):
+            # a leg further on may be what has no way: give tasks up, the last first
+            dropped = next((g[1][0] for g in reversed(goals) if g[1][1] == "pickup"), None)
+            if dropped is None:
+                break
+            lost.add(dropped)
+            goals = [g for g in goals if g[1][0] != dropped]
+            if self._replan(rid, prefix, done, goals):
+                self.unassigned.update({tid: f"{reason}: no conflict-free route"
+                                        for tid in lost})
+                return True
+        self._stay(rid, prefix, done, now_s, reason, pending)
+        return True
+
+    @staticmethod
+    def _on_board(rp: RobotPlan, done: int) -> set[str]:
+        """Tasks picked up by the time the robot has reached `done` goals, not delivered."""
+        picked = {tid for _, (tid, role) in rp.goals[:done] if role == "pickup"}
+        if rp.robot.carrying:
+            picked.add(rp.robot.carrying.id)
+        return picked - {tid for _, (tid, role) in rp.goals[:done] if role == "dropoff"}
+
+    def _stay(self, rid: str, prefix: list[tuple[int, float]], done: int, now_s: float,
+              reason: str, pending: set[str]) -> None:
+        """Leave `rid` where `prefix` ends, held there for good: what it has not delivered
+        is given up (a task on board is for recovery by hand). Robots that would be there
+        later are re-planned around it, from before they set off there (but those in
+        `pending`, which will be)."""
+        rp = self.robots[rid]
+        node, at = prefix[-1]
+        lost = self._on_board(rp, done) | {tid for _, (tid, _) in rp.goals[done:] if tid}
+        self.unassigned.update({tid: f"{reason}: robot {rid} is walled in at "
+                                     f"{self.graph.ids[node]}" for tid in lost})
+        kept = [(g, t) for g, t in zip(rp.goals[:done], rp.route.goal_times)
+                if g[1][0] not in lost]
+        first = self.table.first_to_rebook(prefix, at)
+        self.table.take_out(rid, self.table.bookings(rp.route.waypoints, first))
+        self.table.put_in(rid, self.table.bookings(prefix, first))
+        self.robots[rid] = RobotPlan(rp.robot, [g for g, _ in kept],
+                                     Route(prefix, [t for _, t in kept]))
+
+        def sets_off_there(route: Route) -> float | None:
+            wp = route.waypoints
+            j = next((j for j, (n, t) in enumerate(wp) if n == node and t > at - MARGIN_S),
+                     None)
+            return None if j is None else wp[max(0, j - 1)][1]
+
+        for other in sorted({owner for _, end, owner in self.table._stays.get(node, [])
+                             if owner != rid and end > at - MARGIN_S} - pending):
+            if other not in self.robots:
+                continue  # an obstacle
+            seen = -math.inf  # one that set off there before now_s cannot keep out: once
+            while (by_s := sets_off_there(self.robots[other].route)) is not None and by_s > seen:
+                seen = by_s
+                self._detour(other, by_s, now_s, reason, True, pending)
 
     def _with(self, rp: RobotPlan, done: int, task: TaskReq) -> list[tuple[Goal, Label]]:
         rest = rp.goals[done:] or [(Goal(rp.robot.home), (None, "home"))]  # idle: home again
@@ -173,24 +274,23 @@ class LivePlan:
     def _replan(self, rid: str, prefix: list[tuple[int, float]], done: int, goals) -> bool:
         """Search the robot's route from the end of `prefix` (where it has reached `done`
         goals) through `goals` against all other bookings; book it, or keep the old route
-        if there is none."""
+        if there is none. Only what it holds from a little before the end of `prefix` on is
+        taken out and booked again."""
         rp = self.robots[rid]
-        self.table.unreserve(rp.route, rid)
         node, t = prefix[-1]
-        route = plan_route(self.table, rp.robot.speed_mps, node, t, [g for g, _ in goals])
+        first = self.table.first_to_rebook(prefix, t)
+        before = self.table.bookings(rp.route.waypoints, first)
+        self.table.take_out(rid, before)
+        route = plan_route(self.table, rp.robot.speed_mps, node, t, [g for g, _ in goals],
+                           weight=self.weight)
         if route is None:
-            self.table.reserve(rp.route, rid)
+            self.table.put_in(rid, before)
             return False
-        self._book(rid, Route(prefix + route.waypoints[1:],
-                              rp.route.goal_times[:done] + route.goal_times),
-                   rp.goals[:done] + goals)
+        route = Route(prefix + route.waypoints[1:],
+                      rp.route.goal_times[:done] + route.goal_times)
+        self.table.put_in(rid, self.table.bookings(route.waypoints, first))
+        self.robots[rid] = RobotPlan(rp.robot, rp.goals[:done] + goals, route)
         return True
-
-    def _book(self, rid: str, route: Route, goals) -> None:
-        rp = self.robots[rid]
-        self.table.unreserve(rp.route, rid)
-        self.table.reserve(route, rid)
-        self.robots[rid] = RobotPlan(rp.robot, goals, route)
 
     def to_json(self) -> dict:
         """Queues and routes in the planner's JSON form (for checking a changed plan)."""

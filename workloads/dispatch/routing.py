@@ -13,8 +13,9 @@ Likhachev 2011) over (node, safe interval) states, a safe interval being a time 
 free between other robots' stays; exact free-space travel times are the heuristic. A leg is
 searched first along free-flow shortest paths only (its earliest arrival there, waiting
 where others are in the way: few states and no detour metres), and only where that finds
-no way through the nodes next to them, then the whole map. The table keeps each owner's
-bookings, so one robot's route can be taken out and searched again (live.py).
+no way through the nodes next to them, then the whole map; of two ways that reach a place
+equally early, the shorter is kept. The bookings of a route can be listed and taken out,
+so one robot's route can be searched again from where it changes (live.py).
 """
 from __future__ import annotations
 
@@ -63,11 +64,15 @@ class _Intervals:
             i += 1
         del self.starts[i], self.ends[i]
 
-    def overlapping(self, start: float, end: float) -> list[tuple[float, float]]:
-        """Intervals (s, e) with s < end and start < e."""
-        lo = bisect.bisect_left(self.starts, start - self.longest)
-        hi = bisect.bisect_left(self.starts, end, lo)
-        return [(s, e) for s, e in zip(self.starts[lo:hi], self.ends[lo:hi]) if e > start]
+    def latest_end(self, start: float, end: float) -> float:
+        """The latest end of the intervals (s, e) with s < end and start < e (-inf: none)."""
+        starts, ends = self.starts, self.ends
+        hi = bisect.bisect_left(starts, end)
+        latest = -INF
+        for i in range(bisect.bisect_left(starts, start - self.longest, 0, hi), hi):
+            if ends[i] > latest:
+                latest = ends[i]
+        return latest if latest > start else -INF
 
 
 class _Load:
@@ -88,8 +93,14 @@ class _Load:
 
     def add(self, start: float, end: float, step: int = 1) -> None:
         i, j = self._split(start), self._split(end)
+        load = self.load
         for k in range(i, j):
-            self.load[k] += step
+            load[k] += step
+        # steps of equal load at either end become one again (a ride taken out leaves none)
+        if j < len(load) and load[j] == load[j - 1]:
+            del self.times[j], load[j]
+        if i and load[i] == load[i - 1]:
+            del self.times[i], load[i]
 
     def remove(self, start: float, end: float) -> None:
         self.add(start, end, -1)
@@ -117,22 +128,24 @@ class ReservationTable:
         self._safe: dict[int, list[tuple[float, float]]] = {}
         self._lanes: dict[tuple[int, int], _Intervals] = {}  # directed single-lane traversals
         self._lifts: dict[str, _Load] = {}  # rides
-        self._used: dict[str, list[tuple[_Intervals | _Load, float, float]]] = {}  # lanes, rides
-        self._held: dict[str, dict[int, list[tuple[float, float]]]] = {}  # stays
         self._crowded: set[int] = set()
 
     def hold(self, node: int, start: float, end: float, owner: str) -> None:
-        stays = self._stays.setdefault(node, [])
-        k = bisect.bisect_right(stays, (start, end, owner))
-        stays.insert(k, (start, end, owner))
-        self._held.setdefault(owner, {}).setdefault(node, []).append((start, end))
+        stay = (start, end, owner)
+        stays = self._stays.get(node)
+        if stays is None:
+            stays = self._stays[node] = []
+        k = bisect.bisect_right(stays, stay)
+        stays.insert(k, stay)
         if k and stays[k - 1][1] > start and stays[k - 1][2] != owner or \
                 k + 1 < len(stays) and stays[k + 1][0] < end and stays[k + 1][2] != owner:
             self._crowded.add(node)  # two robots held at once: an obstacle where one stands
         free = self._safe.get(node)
         if free is not None:  # cut the stay out of the safe intervals
             a, b = start - MARGIN_S, end + MARGIN_S
-            i = max(0, bisect.bisect_right(free, (a, INF)) - 1)
+            i = bisect.bisect_right(free, (a, INF)) - 1
+            if i < 0:
+                i = 0
             j, pieces = i, []
             while j < len(free) and free[j][0] < b:
                 s, e = free[j]
@@ -147,28 +160,79 @@ class ReservationTable:
             free[i:j] = pieces
 
     def release(self, node: int, owner: str) -> None:
-        """Drop the stays of `owner` at `node`. Stays of different robots do not overlap
+        """Drop the stays of `owner` at `node`."""
+        for start, end, _ in [s for s in self._stays.get(node, []) if s[2] == owner]:
+            self.drop(node, start, end, owner)
+
+    def drop(self, node: int, start: float, end: float, owner: str) -> None:
+        """Drop one stay of `owner` at `node`. Stays of different robots do not overlap
         (but where an obstacle stands), so the time freed runs from the stay before to the
         stay after: the safe intervals in between become one."""
         if node in self._crowded:  # overlapping stays: the neighbours say too little
             self._safe.pop(node, None)
-        stays, free = self._stays.get(node, []), self._safe.get(node)
-        for start, end in sorted(self._held.get(owner, {}).pop(node, [])):
-            i = bisect.bisect_left(stays, (start, end, owner))
-            del stays[i]
-            if free is not None:
-                lo = stays[i - 1][1] + MARGIN_S if i else -INF
-                hi = stays[i][0] - MARGIN_S if i < len(stays) else INF
-                if lo <= hi and lo < INF:
-                    free[bisect.bisect_left(free, (lo, -INF)):
-                         bisect.bisect_right(free, (hi, INF))] = [(lo, hi)]
+        stays = self._stays[node]
+        i = bisect.bisect_left(stays, (start, end, owner))
+        del stays[i]
+        free = self._safe.get(node)
+        if free is not None:
+            lo = stays[i - 1][1] + MARGIN_S if i else -INF
+            hi = stays[i][0] - MARGIN_S if i < len(stays) else INF
+            if lo <= hi and lo < INF:
+                free[bisect.bisect_left(free, (lo, -INF)):
+                     bisect.bisect_right(free, (hi, INF))] = [(lo, hi)]
 
-    def unreserve(self, route: Route, owner: str) -> None:
-        """Take out everything `route` of `owner` holds."""
-        for node in {n for n, _ in route.waypoints}:
-            self.release(node, owner)
-        for intervals, start, end in self._used.pop(owner, []):
-            intervals.remove(start, end)
+    def bookings(self, waypoints: list[tuple[int, float]], first: int = 0) -> list[tuple]:
+        """What the waypoints from `first` on (where the robot arrives at a node) hold: stays
+        (node, arrival, departure), the last one for good, and single-lane traversals and
+        lift rides (their intervals or load, departure, arrival)."""
+        out = []
+        move_of, lanes, lifts = self.graph.move, self._lanes, self._lifts
+        arrived = waypoints[first][1]
+        last = len(waypoints) - 1
+        for i in range(first, last + 1):
+            node, t = waypoints[i]
+            if i == last:
+                out.append((node, arrived, INF))
+            elif waypoints[i + 1][0] != node:
+                out.append((node, arrived, t))
+                nxt, arrived = waypoints[i + 1]
+                move = move_of(node, nxt)
+                if move.single_lane:
+                    out.append((lanes.get((node, nxt)) or lanes.setdefault((node, nxt),
+                                                                          _Intervals()),
+                                t, arrived))
+                if move.lift:
+                    out.append((lifts.get(move.lift) or lifts.setdefault(move.lift, _Load()),
+                                t, arrived))
+        return out
+
+    @staticmethod
+    def first_to_rebook(waypoints: list[tuple[int, float]], since: float) -> int:
+        """Where the bookings that can matter to a search from `since` on begin: the
+        arrival at the node the robot is at a little before `since`. What it held before
+        ended more than three margins before `since` and is not in the way of anything
+        after."""
+        i = bisect.bisect_left(waypoints, since - 3 * MARGIN_S, key=lambda w: w[1])
+        i = max(0, i - 1)
+        while i and waypoints[i - 1][0] == waypoints[i][0]:
+            i -= 1
+        return i
+
+    def take_out(self, owner: str, bookings: list[tuple]) -> None:
+        """Release what `bookings` (of `owner`, from `bookings()`) hold."""
+        for what, start, end in bookings:
+            if what.__class__ is int:
+                self.drop(what, start, end, owner)
+            else:
+                what.remove(start, end)
+
+    def put_in(self, owner: str, bookings: list[tuple]) -> None:
+        """Hold what `bookings` (of `owner`, from `bookings()`) hold."""
+        for what, start, end in bookings:
+            if what.__class__ is int:
+                self.hold(what, start, end, owner)
+            else:
+                what.add(start, end)
 
     def safe_intervals(self, node: int) -> list[tuple[float, float]]:
         """The times nobody else is at `node`, as sorted (start, end) intervals."""
@@ -186,22 +250,7 @@ class ReservationTable:
 
     def reserve(self, route: Route, owner: str) -> None:
         """Hold what `route` uses; its last node is held for good (the robot parks there)."""
-        wp = route.waypoints
-        used = self._used.setdefault(owner, [])
-        arrived = wp[0][1]
-        for i, (node, t) in enumerate(wp):
-            if i + 1 == len(wp):
-                self.hold(node, arrived, INF, owner)
-            elif wp[i + 1][0] != node:
-                self.hold(node, arrived, t, owner)
-                nxt, arrived = wp[i + 1]
-                move = self.graph.move(node, nxt)
-                if move.single_lane:
-                    used.append((self._lanes.setdefault((node, nxt), _Intervals()), t, arrived))
-                if move.lift:
-                    used.append((self._lifts.setdefault(move.lift, _Load()), t, arrived))
-        for intervals, start, end in used:
-            intervals.add(start, end)
+        self.put_in(owner, self.bookings(route.waypoints))
 
     def earliest_departure(self, a: int, move: Move, duration: float, depart: float) -> float:
         """The first time >= `depart` at which `move` from `a` meets nobody head-on and
@@ -212,8 +261,9 @@ class ReservationTable:
         while True:
             bumped = depart
             if lane:
-                for _, e in lane.overlapping(depart - MARGIN_S, depart + duration + MARGIN_S):
-                    bumped = max(bumped, e + MARGIN_S)
+                end = lane.latest_end(depart - MARGIN_S, depart + duration + MARGIN_S)
+                if end + MARGIN_S > bumped:
+                    bumped = end + MARGIN_S
             if lift:
                 bumped = lift.earliest_room(bumped, duration, capacity)
             if bumped == depart:
@@ -227,12 +277,16 @@ def _interval_at(free: list[tuple[float, float]], t: float) -> int | None:
 
 
 def plan_route(table: ReservationTable, speed_mps: float, start: int,
-               start_s: float, goals: list[Goal]) -> Route | None:
+               start_s: float, goals: list[Goal], weight: float = 1.0) -> Route | None:
     """A route from `start` through `goals` in order, parking at the last one for good;
     None when no conflict-free route exists. Legs are searched one after the other, each
     for its earliest arrival; a robot early for a release waits where it is, not on the way.
     When a leg cannot leave where the previous one ended (a dead end someone else is about
-    to enter), the previous leg is searched again for a later arrival."""
+    to enter), the previous leg is searched again for a later arrival.
+
+    `weight` > 1: where a leg must leave the shortest paths, the search favours getting
+    closer over arriving sooner by that factor (weighted A*): a later arrival, found much
+    sooner where the way is jammed (a re-plan that must answer at once)."""
     times = table.graph.travel_times(speed_mps)
     legs: list[tuple[float, list, float, tuple]] = []  # (set-off, steps, done, end state)
     excluded: list[set] = [set() for _ in goals]
@@ -257,7 +311,7 @@ def plan_route(table: ReservationTable, speed_mps: float, start: int,
             if found is None:
                 for region in (_near_path(table.graph, times, node, goal.node), None):
                     found = _leg(table, speed_mps, to_goal, node, k, setoff, goal, park,
-                                 excluded[i], region, False)
+                                 excluded[i], region, False, weight)
                     if found is not None:
                         break
         if found is None:
@@ -285,67 +339,83 @@ def _near_path(graph: HospitalGraph, times, start: int, goal: int) -> list[bool]
     return (on | (graph.adjacency @ on > 0)).tolist()
 
 
+def _arrival(table: ReservationTable, node: int, move: Move, duration: float,
+             leave_by: float, free: list[tuple[float, float]], kv: int,
+             earliest: float) -> tuple[int, float, float] | None:
+    """The first safe interval of `free` (the next node's) from `kv` on that a single-lane
+    or lift `move` can reach leaving `node` at or after `earliest` and by `leave_by`:
+    (interval, departure, arrival), or None."""
+    while kv < len(free):
+        s, e = free[kv]
+        depart = earliest if s - duration < earliest else s - duration
+        if depart > leave_by:
+            return None  # later intervals only leave later
+        depart = earliest = table.earliest_departure(node, move, duration, depart)
+        if depart > leave_by:
+            return None
+        if depart + duration <= e:
+            return kv, depart, depart + duration
+        kv = bisect.bisect_right(free, (depart + duration, INF)) - 1  # where it would arrive
+        if free[kv][1] < depart + duration:
+            kv += 1
+    return None
+
+
 def _leg(table: ReservationTable, speed_mps: float, to_goal: list[float], start: int, k0: int,
          start_s: float, goal: Goal, park: bool, excluded: set, region: list[bool] | None,
-         progress: bool):
+         progress: bool, weight: float = 1.0):
     """SIPP A* for one leg: (moves with departure and arrival times, time the goal is done,
     the (node, interval) it ends in). `excluded` are end states known to be dead ends;
     `region`: the nodes it may use (None: all); `progress`: only moves along a shortest
-    path to the goal."""
+    path to the goal; `weight`: of the heuristic (weighted A*)."""
     moves = table.graph.moves_at(speed_mps)
-    safe = table._safe
+    safe, intervals = table._safe, table.safe_intervals
+    heappush, heappop, bisect_right = heapq.heappush, heapq.heappop, bisect.bisect_right
+    goal_node, not_before = goal.node, goal.not_before
     first = (start, k0)
     best = {first: start_s}
+    metres = {first: 0.0}  # of the way there: of two equally early, the shorter is kept
     parent: dict[tuple, tuple] = {}
-
-    def arrival(node, move, duration, constrained, leave_by, free, kv, earliest):
-        """The first interval from `kv` on that `move` can reach leaving `node` at or after
-        `earliest` and by `leave_by`: (kv, departure, arrival), or None."""
-        while kv < len(free):
-            s, e = free[kv]
-            depart = earliest if s - duration < earliest else s - duration
-            if depart > leave_by:
-                return None  # later intervals only leave later
-            if constrained:
-                depart = earliest = table.earliest_departure(node, move, duration, depart)
-                if depart > leave_by:
-                    return None
-                if depart + duration > e:  # on to the interval it would arrive in
-                    kv = bisect.bisect_right(free, (depart + duration, INF)) - 1
-                    if free[kv][1] < depart + duration:
-                        kv += 1
-                    continue
-            return kv, depart, depart + duration
-        return None
-
     # Successors are made lazily: a move's first reachable interval of the next node is
     # pushed, and its next interval only when that one comes off the heap. Ties of f (common:
     # the heuristic is exact) go to the later arrival, the deeper state.
-    heap = [(start_s + to_goal[start], -start_s, first, None)]
+    h = to_goal if weight == 1.0 else [weight * x for x in to_goal]
+    heap = [(start_s + h[start], -start_s, first, None)]
     closed = set()
     while heap:
-        f, t, state, more = heapq.heappop(heap)
+        _, t, state, more = heappop(heap)
         t = -t
         if more is not None:  # the same move into the next interval
             prev, move, duration, constrained, leave_by, depart = more
             v, kv = state
-            free = safe.get(v) or table.safe_intervals(v)
-            found = arrival(prev[0], move, duration, constrained, leave_by, free, kv + 1, depart)
+            free = safe.get(v) or intervals(v)
+            kv += 1
+            if constrained:
+                found = _arrival(table, prev[0], move, duration, leave_by, free, kv, depart)
+            elif kv < len(free):
+                s = free[kv][0]
+                if s - duration > depart:
+                    depart = s - duration
+                found = (kv, depart, depart + duration) if depart <= leave_by else None
+            else:
+                found = None
             if found is not None:
                 kv, depart, arrive = found
                 nxt = (v, kv)
-                if arrive < best.get(nxt, INF):
-                    best[nxt] = arrive
+                m = metres[prev] + move.length_m
+                b = best.get(nxt, INF)
+                if arrive < b or arrive == b and m < metres[nxt]:
+                    best[nxt], metres[nxt] = arrive, m
                     parent[nxt] = (prev, move, depart, arrive)
-                heapq.heappush(heap, (arrive + to_goal[v], -arrive, nxt,
-                                      (prev, move, duration, constrained, leave_by, depart)))
+                heappush(heap, (arrive + h[v], -arrive, nxt,
+                                (prev, move, duration, constrained, leave_by, depart)))
         if state in closed or t > best[state]:
             continue  # pushed for its next interval only, or reached sooner another way
         closed.add(state)
         node, k = state
-        interval_end = (safe.get(node) or table.safe_intervals(node))[k][1]
-        if node == goal.node:
-            done = max(t, goal.not_before)
+        interval_end = (safe.get(node) or intervals(node))[k][1]
+        if node == goal_node:
+            done = t if t > not_before else not_before
             fits = (interval_end == INF) if park else done <= interval_end
             if fits and state not in excluded:
                 end = state
@@ -354,24 +424,35 @@ def _leg(table: ReservationTable, speed_mps: float, to_goal: list[float], start:
                     state, move, depart, arrive = parent[state]
                     steps.append((move, depart, arrive))
                 return steps[::-1], done, end
-        here = to_goal[node] + 1e-6
+        here, here_m = to_goal[node] + 1e-6, metres[state]
         for move, duration, constrained in moves[node]:
             v = move.to
             if progress and duration + to_goal[v] > here or region and not region[v]:
                 continue
-            free = safe.get(v) or table.safe_intervals(v)
-            arrive_min = t + duration
-            kv = bisect.bisect_right(free, (arrive_min, INF)) - 1
-            if kv < 0 or free[kv][1] < arrive_min:
+            free = safe.get(v) or intervals(v)
+            arrive = t + duration
+            kv = bisect_right(free, (arrive, INF)) - 1
+            if kv < 0 or free[kv][1] < arrive:
                 kv += 1
-            found = arrival(node, move, duration, constrained, interval_end, free, kv, t)
-            if found is None:
-                continue
-            kv, depart, arrive = found
+                if kv == len(free):
+                    continue
+            if constrained:
+                found = _arrival(table, node, move, duration, interval_end, free, kv, t)
+                if found is None:
+                    continue
+                kv, depart, arrive = found
+            else:  # the first interval it reaches, leaving as soon as it may
+                s = free[kv][0]
+                depart = t if s - duration < t else s - duration
+                if depart > interval_end:
+                    continue
+                arrive = depart + duration
             nxt = (v, kv)
-            if arrive < best.get(nxt, INF):
-                best[nxt] = arrive
+            m = here_m + move.length_m
+            b = best.get(nxt, INF)
+            if arrive < b or arrive == b and m < metres[nxt]:
+                best[nxt], metres[nxt] = arrive, m
                 parent[nxt] = (state, move, depart, arrive)
-            heapq.heappush(heap, (arrive + to_goal[v], -arrive, nxt,
-                                  (state, move, duration, constrained, interval_end, depart)))
+            heappush(heap, (arrive + h[v], -arrive, nxt,
+                            (state, move, duration, constrained, interval_end, depart)))
     return None

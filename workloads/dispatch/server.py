@@ -1,7 +1,8 @@
 """`medmec serve dispatch`: the gRPC API and the REST/JSON fleet view in one event loop.
 
-REST (read-only, for people and dashboards): GET /healthz, GET /v1/fleet,
-GET /v1/robots/{id}/route, GET /v1/tasks/{id}; errors are JSON bodies with a message.
+REST (read-only, for people and dashboards): GET /healthz, GET /v1/fleet (robots, tasks,
+blocked corridors, lifts out of service), GET /v1/robots/{id}/route, GET /v1/tasks/{id};
+errors are JSON bodies with a message.
 """
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ def fleet_view(fleet: Fleet) -> dict:
                    for r in fleet.robots.values()],
         "tasks": [t.model_dump() for t in fleet.tasks.values()],
         "blocked_corridors": [{"from": a, "to": b} for a, b in sorted(fleet.blocked)],
+        "lifts_out_of_service": sorted(fleet.lifts_down),
     }
 
 
@@ -122,12 +124,13 @@ async def serve(*, host: str, grpc_port: int, http_port: int, map_path: Path,
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    async def housekeeping():  # silent robots, and tasks waiting for a route
-        while True:
+    async def housekeeping():  # silent robots, tasks waiting for a route, a lift's failure
+        while True:  # prepared for (the map's travel times without it, one lift at a time)
             await asyncio.sleep(min(1.0, fleet.timeout / 4))
             async with lock:
                 silent = await asyncio.to_thread(fleet.expire)
                 await asyncio.to_thread(fleet.retry_pending)
+                await asyncio.to_thread(fleet.warm_up)
             for robot_id in silent:
                 log.warning("robot %s stopped heart-beating; its tasks were re-planned", robot_id)
 

@@ -1,4 +1,5 @@
-"""Durable fleet state: robots, tasks and blocked corridors in SQLite under the state folder.
+"""Durable fleet state: robots, tasks, blocked corridors and lifts out of service in SQLite
+under the state folder.
 
 Every change is committed before the service answers, so a restart (or a crash) loses
 nothing a client was told was accepted. Plans are not stored: they are recomputed on start.
@@ -23,6 +24,7 @@ class Store:
             CREATE TABLE IF NOT EXISTS tasks (id TEXT PRIMARY KEY, doc TEXT NOT NULL,
                                               seq INTEGER NOT NULL);
             CREATE TABLE IF NOT EXISTS blocked (a TEXT, b TEXT, PRIMARY KEY (a, b));
+            CREATE TABLE IF NOT EXISTS lifts_down (id TEXT PRIMARY KEY);
         """)
 
     def load(self, table: str, model: type[BaseModel]) -> list:
@@ -52,6 +54,15 @@ class Store:
             self._db.execute("INSERT OR IGNORE INTO blocked VALUES (?, ?)", (a, b))
         else:
             self._db.execute("DELETE FROM blocked WHERE a = ? AND b = ?", (a, b))
+
+    def lifts_down(self) -> set[str]:
+        return {lift for (lift,) in self._db.execute("SELECT id FROM lifts_down")}
+
+    def set_lift_down(self, lift: str, down: bool) -> None:
+        if down:
+            self._db.execute("INSERT OR IGNORE INTO lifts_down VALUES (?)", (lift,))
+        else:
+            self._db.execute("DELETE FROM lifts_down WHERE id = ?", (lift,))
 
     def close(self) -> None:
         self._db.close()
