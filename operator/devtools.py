@@ -39,7 +39,7 @@ def kubectl(kubeconfig: str, *args: str, input: str | None = None, check: bool =
     return proc
 
 
-def install(kubeconfig: str, local_volumes: int = 8) -> None:
+def install(kubeconfig: str, local_volumes: int = 16) -> None:
     """CRDs (medmec and kopf peering), the cluster-wide peering object, and on a cluster
     without a volume provisioner (the local one) some hostPath PersistentVolumes."""
     kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(CRD_DIR))

@@ -84,11 +84,17 @@ def test_a_container_that_exits_non_zero_restarts_into_crash_loop_back_off(real_
     apply(real_cluster, ns, pod("crasher", [container(image, "crasher",
                                                       ["sh", "-c", "echo boom; exit 3"])]))
 
+    seen = {}
+
     def backing_off():
-        status = get(real_cluster, ns, "pod", "crasher")["status"].get("containerStatuses", [{}])[0]
+        seen.update(get(real_cluster, ns, "pod", "crasher")["status"])
+        status = seen.get("containerStatuses", [{}])[0]
         waiting = status.get("state", {}).get("waiting", {})
         return status if waiting.get("reason") == "CrashLoopBackOff" else None
-    status = wait_for(backing_off, 180, "CrashLoopBackOff")
+    try:
+        status = wait_for(backing_off, 180, "CrashLoopBackOff")
+    except TimeoutError as err:
+        raise AssertionError(f"{err}; the pod's status: {seen}") from None
     assert status["restartCount"] >= 1
     assert status["lastState"]["terminated"]["exitCode"] == 3
     assert "boom" in real_cluster.kubectl("logs", "-n", ns, "crasher", "--previous").stdout
