@@ -301,27 +301,36 @@ def test_killing_the_active_operator_pod_hands_over_without_duplicate_children(h
 
 def test_a_crashing_workload_shows_crashloopbackoff_and_its_last_words(hospital):
     """A nursing service given a tokens file it cannot read: the container exits, the kubelet
-    backs off, and the resource says so with the container's own message."""
+    backs off, and the resource says so with the container's own message. In the ambulance's
+    slice, which spans the three base stations (ward 4A's single node is full by now)."""
     broken = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-              "metadata": {"name": "broken-tokens", "namespace": "wards"},
+              "metadata": {"name": "broken-tokens", "namespace": "emergency"},
               "stringData": {"tokens.json": json.dumps({"nurse-token-0123456789": {"role": "nurse"}})}}
     service = {"apiVersion": "medmec.io/v1alpha1", "kind": "CloudNursingService",
-               "metadata": {"name": "broken", "namespace": "wards"},
-               "spec": {"sliceRef": {"name": "bedside-monitoring"}, "wards": [{"id": "5b"}],
+               "metadata": {"name": "broken", "namespace": "emergency"},
+               "spec": {"sliceRef": {"name": "ambulance-monitoring"}, "wards": [{"id": "5b"}],
                         "storage": {"type": "embedded", "size": "1Gi"},
                         "tokensSecretRef": {"name": "broken-tokens"}}}
     hospital.cluster.kubectl("apply", "-f", "-", input="\n---\n".join(json.dumps(o) for o in (broken, service)))
     try:
-        cond = wait_for(lambda: (c := hospital.condition("cns", "wards", "broken", "Ready"))
-                        .get("reason") == "CrashLoopBackOff" and c, 240, "CrashLoopBackOff on the resource")
+        seen = {}
+
+        def crash_looping():
+            seen["Ready"] = hospital.condition("cns", "emergency", "broken", "Ready")
+            seen["pods"] = [p.get("status", {}) for p in hospital.pods("emergency", "app.kubernetes.io/instance=broken")]
+            return seen["Ready"] if seen["Ready"].get("reason") == "CrashLoopBackOff" else None
+        try:
+            cond = wait_for(crash_looping, 240, "CrashLoopBackOff on the resource")
+        except TimeoutError as err:
+            raise AssertionError(f"{err}; seen: {seen}") from None
         assert cond["status"] == "False"
         assert "tokens file" in cond["message"], cond
-        events = hospital.get("events", "-n", "wards", "--field-selector",
+        events = hospital.get("events", "-n", "emergency", "--field-selector",
                               "involvedObject.kind=CloudNursingService,involvedObject.name=broken")["items"]
         assert any(e["reason"] == "CrashLoopBackOff" for e in events), events
     finally:
-        hospital.cluster.kubectl("delete", "cns", "broken", "-n", "wards", "--wait=false")
-        hospital.cluster.kubectl("delete", "secret", "broken-tokens", "-n", "wards")
+        hospital.cluster.kubectl("delete", "cns", "broken", "-n", "emergency", "--wait=false")
+        hospital.cluster.kubectl("delete", "secret", "broken-tokens", "-n", "emergency")
 
 
 def test_the_console_in_chromium_shows_the_hospital_running_on_the_real_pods(hospital):
