@@ -351,7 +351,7 @@ def _start_real_nodes(state: State, topo: topology.Topology, plan: addressing.Pl
             if not all(getattr(e, "status", None) == 409 for e in err.api_exceptions):
                 raise
     # the pause image (every pod's sandbox) and the images the platform runs
-    built = {name: images.ensure(name, log=log) for name in images.NAMES}
+    built = images.ensure_all(log)
     for node in topo.real_nodes():
         realnodes.start_node(state, plan, node, state.server, built["pause"].ref,
                              list(built.values()), log)
@@ -365,7 +365,7 @@ def load_images(state: State, log: Callable[[str], None] = lambda m: None) -> di
     nodes that lack them: a running cluster gets the ones built since it started. Returns
     them by name (images.Image)."""
     from medmec.localcluster import images
-    built = {name: images.ensure(name, log=log) for name in images.NAMES}
+    built = images.ensure_all(log)
     for node in state.topology().real_nodes():
         realnodes.import_images(state.folder, state.plan(), node, list(built.values()), log)
     return built

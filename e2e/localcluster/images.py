@@ -354,6 +354,11 @@ def ensure(name: str, log: Callable[[str], None] = print) -> Image:
         return _build(plan, log)
 
 
+def ensure_all(log: Callable[[str], None] = print) -> dict[str, Image]:
+    """Every image of the platform (NAMES), by name, each built only if its inputs changed."""
+    return {name: ensure(name, log=log) for name in NAMES}
+
+
 def register(commands, serve) -> None:
     image = commands.add_parser("image", help="build the container images here (podman, no registry)")
     sub = image.add_subparsers(dest="action", required=True, metavar="ACTION")

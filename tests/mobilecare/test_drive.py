@@ -28,6 +28,17 @@ def _following(url: str, vehicle: str) -> dict:
     return next(c for c in _status(url, vehicle)["conditions"] if c["type"] == "Following")
 
 
+def _admitted_transport(nursing, mobility) -> tuple[dict, object, dict]:
+    """A transport to the ward, its mobility service, and the admitting doctor's header, once
+    the ward has the patient's pre-arrival record."""
+    dest = {"ward": WARD, "nursingUrl": nursing.url, "nursingGrpc": nursing.target}
+    t = transport(destination=dest)
+    m = mobility([t], admit_token=TOKENS["dr-ed"]["token"])
+    wait_for(lambda: next(c for c in _status(m.url, t["vehicle"])["conditions"]
+                          if c["type"] == "PreArrivalSent")["status"] == "True", 30, "pre-arrival")
+    return t, m, {"Authorization": f"Bearer {TOKENS['dr-ed']['token']}"}
+
+
 def _exactly_once(sites, monitor) -> None:
     seqs = stored(sites, monitor.session_id)
     assert monitor.acked == monitor.produced > 0
@@ -36,13 +47,8 @@ def _exactly_once(sites, monitor) -> None:
 
 def test_drive_with_handovers_stores_every_sample_once_and_the_ward_gets_the_history(
         sites, nursing, mobility):
-    dest = {"ward": WARD, "nursingUrl": nursing.url, "nursingGrpc": nursing.target}
-    t = transport(destination=dest)
-    m = mobility([t], admit_token=TOKENS["dr-ed"]["token"])
-    doctor = {"Authorization": f"Bearer {TOKENS['dr-ed']['token']}"}
     # the pre-arrival admission: an Encounter in progress at the ward, the band the pseudonym
-    wait_for(lambda: next(c for c in _status(m.url, t["vehicle"])["conditions"]
-                          if c["type"] == "PreArrivalSent")["status"] == "True", 30, "pre-arrival")
+    t, m, doctor = _admitted_transport(nursing, mobility)
     found = httpx.post(f"{nursing.url}/wards/{WARD}/scan", json={"wristband": t["sessionId"]},
                        headers=doctor, timeout=10).json()
     assert found["encounter"]["status"] == "in-progress"
@@ -90,12 +96,7 @@ def test_drive_with_handovers_stores_every_sample_once_and_the_ward_gets_the_his
 
 def test_the_eta_reaches_the_wards_record_follows_the_ambulance_and_clears_on_arrival(
         sites, nursing, mobility):
-    dest = {"ward": WARD, "nursingUrl": nursing.url, "nursingGrpc": nursing.target}
-    t = transport(destination=dest)
-    m = mobility([t], admit_token=TOKENS["dr-ed"]["token"])
-    doctor = {"Authorization": f"Bearer {TOKENS['dr-ed']['token']}"}
-    wait_for(lambda: next(c for c in _status(m.url, t["vehicle"])["conditions"]
-                          if c["type"] == "PreArrivalSent")["status"] == "True", 30, "pre-arrival")
+    t, m, doctor = _admitted_transport(nursing, mobility)
 
     def incoming() -> list[dict]:
         return [p for p in httpx.get(f"{nursing.url}/wards/{WARD}/incoming", headers=doctor,

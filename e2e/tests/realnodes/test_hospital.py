@@ -17,6 +17,8 @@ from medmec import demo
 from medmec.cluster_services import ServiceAddresses
 from medmec.waiting import wait_for
 
+from .conftest import ready
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 HOSPITAL_NAMESPACES = {"medmec-system", "imaging", "logistics", "wards", "emergency"}
@@ -47,17 +49,12 @@ def hospital(real_cluster) -> Hospital:
     if real_cluster.state is not None:
         built = cluster.load_images(real_cluster.state, log=demo.log)
     else:
-        built = {name: images.ensure(name, log=demo.log) for name in images.NAMES}
+        built = images.ensure_all(log=demo.log)
     h = Hospital(real_cluster)
     demo.install_platform(h.kubeconfig, built)
     demo.push_models(h.kubeconfig, h.services)
     demo.apply_hospital(h.kubeconfig)
     return h
-
-
-def ready(pod: dict) -> bool:
-    return any(c["type"] == "Ready" and c["status"] == "True"
-               for c in pod.get("status", {}).get("conditions", []))
 
 
 def kill_container(pod: dict, container: str) -> None:
