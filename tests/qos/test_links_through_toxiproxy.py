@@ -62,6 +62,17 @@ def test_bursts_measure_a_bandwidth_cap(toxi, links):
     assert asyncio.run(link.upload_mbps(*links["gnb-north"], 20_000_000, 2.0)) > 200
 
 
+def test_a_low_contract_rate_is_still_measured_by_its_bursts(toxi, links):
+    """A 1 Mbps slice: 0.2 s of its rate (25 kB) would fit in one read and time at 0 Mbps,
+    below every contract; the burst is sized up so that it is timed."""
+    size = link.burst_size(1, 0.2)
+    assert size == link.MIN_BURST_BYTES > 1e6 / 8 * 0.2
+    probe = link.LinkProbe(*links["gnb-south"], burst_bytes=size, burst_every_s=60)
+    asyncio.run(probe.burst())
+    _, up, down = probe.window()
+    assert up[0] > 1 and down[0] > 1, (up, down)
+
+
 def test_the_reflector_drops_a_bad_client_and_keeps_serving(reflector):
     with socket.create_connection(("127.0.0.1", reflector), timeout=2) as s:
         s.sendall(b"GET / HTTP/1.1\r\n\r\n")

@@ -7,7 +7,7 @@ import dataclasses
 
 from medmec.operator.profiles import QoS
 
-from .link import LinkProbe
+from .link import LinkProbe, burst_size
 from .stats import LinkFigures
 
 
@@ -70,7 +70,7 @@ async def run(qos: QoS, links: dict[str, tuple[str, int]], duration_s: float,
     """Ping every link for `duration_s`, then run `bursts` upload+download bursts on each,
     each sized to carry `burst_s` of the contract rate. The phases are apart so that the
     load of a burst does not count against the latency of the link."""
-    burst_bytes = int(max(qos.uplinkMbps, qos.downlinkMbps) * 1e6 / 8 * burst_s)
+    burst_bytes = burst_size(max(qos.uplinkMbps, qos.downlinkMbps), burst_s)
     probes = {bs: LinkProbe(host, port, interval_s=interval_s, window_s=duration_s + 3600,
                             burst_bytes=burst_bytes, burst_every_s=None,
                             burst_max_s=4 * burst_s, dscp=dscp)

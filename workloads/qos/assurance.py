@@ -19,7 +19,7 @@ from .alerts import AlertSink, alert
 from .budget import Policy, Verdict, judge, slice_condition
 from .endpoints import Endpoints
 from .kube import Conflict, SliceApi
-from .link import DSCP, LinkProbe
+from .link import DSCP, LinkProbe, burst_size
 from .triton_metrics import fetch_p99_ms
 
 log = logging.getLogger(__name__)
@@ -87,8 +87,8 @@ class Assurance:
     def _start_probe(self, key: Key, medical_slice: dict) -> None:
         host, port = self.links[key[2]]
         qos = resolve_qos(medical_slice["spec"])
-        burst = int(max(qos.uplinkMbps, qos.downlinkMbps) * 1e6 / 8
-                    * self.probe.burst_seconds_of_contract)
+        burst = burst_size(max(qos.uplinkMbps, qos.downlinkMbps),
+                           self.probe.burst_seconds_of_contract)
         probe = LinkProbe(host, port, interval_s=self.probe.interval_s,
                           timeout_s=self.probe.timeout_s, window_s=self.policy.window_s,
                           burst_bytes=burst, burst_every_s=self.probe.burst_every_s,

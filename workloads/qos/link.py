@@ -16,6 +16,15 @@ from collections import deque
 from .reflector import BURST, BURST_RESULT, CHUNK, PING
 from .stats import LinkFigures, Sample, figures, next_jitter
 
+# a burst is timed from its first chunk to its last one: one of a chunk or two arrives in a
+# single read and times at nothing (0 Mbps), so a low contract rate still sends this much
+MIN_BURST_BYTES = 16 * CHUNK
+
+
+def burst_size(mbps: float, seconds: float) -> int:
+    """Bytes of a burst that carries `seconds` of `mbps`, at least MIN_BURST_BYTES."""
+    return max(MIN_BURST_BYTES, int(mbps * 1e6 / 8 * seconds))
+
 # DSCP per slice type, as the slice's traffic would be marked on the hospital LAN
 # (RFC 4594: EF for real-time interactive, AF41 for multimedia, AF21 for low-latency data)
 DSCP = {"URLLC": 46, "eMBB": 34, "mIoT": 18}
