@@ -183,6 +183,10 @@ def container_problem(status: dict, init: bool = False) -> PodProblem | None:
     waiting = state.get("waiting") or {}
     last_message, terminated = _last_words(status)
     failed_init = init and state.get("terminated") and terminated.get("exitCode", 0) != 0
+    if not init and state.get("terminated") and status.get("restartCount", 0) >= 1:
+        # ended again after a restart: the kubelet backs off before the next start, and it
+        # may not report the waiting state at all before that start (seen on kubelet 1.36)
+        waiting = {"reason": "CrashLoopBackOff"}
     if waiting.get("reason") in FAILING_WAITING or failed_init:
         if init and (digest := _digest_problem(name, last_message)):
             return digest

@@ -102,6 +102,12 @@ CRASHING = {"name": "server", "ready": False, "restartCount": 4,
       "state": {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}},
       "lastState": {"terminated": {"reason": "OOMKilled", "exitCode": 137}}},
      "OOMKilled", "more memory than its limit"),
+    # ended again after restarts, the kubelet backing off without reporting it (kubelet 1.36)
+    ({"name": "server", "ready": False, "restartCount": 5,
+      "state": {"terminated": {"reason": "Error", "exitCode": 3,
+                               "message": "error: tokens file /etc/medmec/tokens.json is unreadable\n"}},
+      "lastState": {"terminated": {"reason": "Error", "exitCode": 3}}},
+     "CrashLoopBackOff", "error: tokens file /etc/medmec/tokens.json is unreadable"),
 ])
 def test_failing_container_makes_ready_false_with_reason_and_last_message(status, reason, says):
     st, ready = _ready_condition([_pod(containers=[status])])
@@ -164,3 +170,12 @@ def test_a_container_still_creating_is_no_failure():
     creating = {"name": "server", "ready": False, "state": {"waiting": {"reason": "ContainerCreating"}}}
     st, ready = _ready_condition([_pod(containers=[creating], phase="Pending")])
     assert ready["reason"] == "WaitingForReplicas" and st["phase"] == "Deploying"
+
+
+def test_a_first_exit_is_no_crash_loop_until_the_container_ends_again_after_a_restart():
+    ended = {"name": "server", "ready": False, "restartCount": 0,
+             "state": {"terminated": {"reason": "Error", "exitCode": 1, "message": "boom"}}}
+    _, ready = _ready_condition([_pod(containers=[ended])])
+    assert ready["reason"] == "WaitingForReplicas"
+    _, ready = _ready_condition([_pod(containers=[{**ended, "restartCount": 1}])])
+    assert ready["reason"] == "CrashLoopBackOff" and "boom" in ready["message"]
