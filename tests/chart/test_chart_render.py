@@ -359,6 +359,14 @@ def test_qos_prober_reflectors_and_console_are_deployed_with_their_rbac():
                      for b in values["baseStations"]]
     assert {s["metadata"]["name"] for s in _component(docs, "qos-reflector", "Service")} == \
         {f"medmec-reflector-{b['name']}" for b in values["baseStations"]}
+    # a base station probed across its radio side instead: only its link changes
+    [prober] = _component(template([hospital_values("st-luke")], set_values={
+        "qos.linkAddresses.gnb-south": "10.20.4.2:7070"}), "qos-prober")
+    args = prober["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--link"] == [
+        "gnb-south=10.20.4.2:7070" if link.startswith("gnb-south=") else link for link in links]
+    with pytest.raises(HelmError, match="/qos/linkAddresses/gnb-south"):
+        template([hospital_values("st-luke")], set_values={"qos.linkAddresses.gnb-south": "a/b"})
     [prober_role] = _component(docs, "qos-prober", "ClusterRole")
     assert {"apiGroups": ["medmec.io"], "resources": ["medicalslices/status"], "verbs": ["patch"]} \
         in prober_role["rules"]
