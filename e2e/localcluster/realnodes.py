@@ -175,7 +175,7 @@ def import_images(folder: Path, plan: Plan, node: RealNode, images: list,
                   log: Callable[[str], None]) -> None:
     """Import into the node's containerd each image (images.Image) it does not hold yet:
     all of them at start, and on a reused cluster the images built since it started."""
-    ctr = _ctr(nodeconfig.NodePaths.of(folder, plan, node))
+    ctr = ctr_command(folder, plan, node)
     held = set(run_checked([*ctr, "-n", "k8s.io", "images", "ls", "-q"]).split())
     for image in images:
         if image.ref in held:
@@ -183,6 +183,11 @@ def import_images(folder: Path, plan: Plan, node: RealNode, images: list,
         t0 = time.monotonic()
         run_checked([*ctr, "-n", "k8s.io", "images", "import", "--no-unpack=false", str(image.archive)])
         log(f"{node.name}: image {image.ref} imported ({time.monotonic() - t0:.1f} s)")
+
+
+def ctr_command(folder: Path, plan: Plan, node: RealNode) -> list[str]:
+    """`ctr` speaking to the node's containerd (images, containers: what a node holds)."""
+    return _ctr(nodeconfig.NodePaths.of(folder, plan, node))
 
 
 def _ctr(paths: nodeconfig.NodePaths) -> list[str]:

@@ -56,10 +56,15 @@ def get(cluster, ns: str, kind: str, name: str) -> dict:
 
 
 def wait_phase(cluster, ns: str, name: str, phases: set[str], timeout: float = 180) -> dict:
+    seen = {}
+
     def phase():
-        got = get(cluster, ns, "pod", name)
-        return got if got.get("status", {}).get("phase") in phases else None
-    return wait_for(phase, timeout, f"pod {name} in {sorted(phases)}")
+        seen["pod"] = get(cluster, ns, "pod", name)
+        return seen["pod"] if seen["pod"].get("status", {}).get("phase") in phases else None
+    try:
+        return wait_for(phase, timeout, f"pod {name} in {sorted(phases)}")
+    except TimeoutError as err:  # say why: unschedulable, pulling, crash-looping
+        raise AssertionError(f"{err}; status: {seen['pod'].get('status')}") from None
 
 
 def ready(obj: dict) -> bool:
