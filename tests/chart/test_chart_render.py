@@ -224,40 +224,75 @@ def test_operator_settings_accept_the_rendered_environment():
     assert settings.image == "ghcr.io/medmec/medmec:0.1.0"
 
 
-def _store_secrets(docs: list[dict]) -> dict[str, dict[str, str]]:
-    """namespace -> decoded keys of the model-store Secrets."""
+def _store_secrets(docs: list[dict]) -> dict[tuple[str, str], dict[str, str]]:
+    """(namespace, name) -> decoded keys of the model-store Secrets."""
     import base64
-    return {s["metadata"]["namespace"]: {k: base64.b64decode(v).decode() for k, v in s["data"].items()}
+    return {(s["metadata"]["namespace"], s["metadata"]["name"]):
+            {k: base64.b64decode(v).decode() for k, v in s["data"].items()}
             for s in by_kind(docs, "Secret")
             if s["metadata"]["labels"].get("app.kubernetes.io/component") == "model-store"}
 
 
-def test_model_store_credentials_generated_when_none_given_and_the_same_everywhere():
+SLICE_NAMESPACES = ["imaging", "logistics", "surgery", "wards"]
+
+
+def test_model_store_keys_generated_root_for_the_store_and_another_for_inference_pods():
     docs = template([hospital_values("st-luke")])
     secrets = _store_secrets(docs)
-    assert sorted(secrets) == ["imaging", "logistics", "medmec-system", "surgery", "wards"]
-    generated = secrets["medmec-system"]
-    assert len(generated["secret-key"]) == 40 and generated["access-key"].startswith("medmec-")
-    assert all(keys == generated for keys in secrets.values())
+    root = secrets.pop(("medmec-system", "medmec-model-store"))
+    inference = secrets.pop(("medmec-system", "medmec-model-store-inference"))
+    assert len(root["secret-key"]) == 40 and root["access-key"].startswith("medmec-")
+    assert inference["access-key"].startswith("medmec-inference-") and inference != root
+    # each slice namespace holds the inference pods' key, never the store's root key
+    assert secrets == {(ns, "medmec-model-store"): inference for ns in SLICE_NAMESPACES}
     # generated anew only when no Secret exists (helm `lookup` reads the kept one on upgrades:
     # tests e2e/tests/chart); a second render without a cluster generates other keys
-    assert _store_secrets(template([hospital_values("st-luke")]))["medmec-system"] != generated
-    [kept] = [s for s in by_kind(docs, "Secret") if s["metadata"]["namespace"] == "medmec-system"
-              and s["metadata"]["name"] == "medmec-model-store"]
-    assert kept["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    # MinIO's root user is that Secret
+    again = _store_secrets(template([hospital_values("st-luke")]))
+    assert again[("medmec-system", "medmec-model-store")] != root
+    kept = [s for s in by_kind(docs, "Secret") if s["metadata"]["namespace"] == "medmec-system"
+            and s["metadata"]["name"].startswith("medmec-model-store")]
+    assert len(kept) == 2 and all(s["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+                                  for s in kept)
+    # MinIO's root user is the root Secret
     minio = _component(docs, "model-store")[0]["spec"]["template"]["spec"]["containers"][0]
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in minio["env"] if "valueFrom" in e}
     assert refs["MINIO_ROOT_USER"] == {"name": "medmec-model-store", "key": "access-key"}
+    # after each install and upgrade a Job makes the inference key a MinIO user of its policy
+    [job] = _component(docs, "model-store-access", "Job")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+    pod = job["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["args"] == ["models", "grant-inference-key"]
+    refs = {e["name"]: e.get("valueFrom", {}).get("secretKeyRef", e.get("value")) for e in container["env"]}
+    assert refs["MEDMEC_STORE_ACCESS_KEY"] == {"name": "medmec-model-store", "key": "access-key"}
+    assert refs["MEDMEC_INFERENCE_SECRET_KEY"] == {"name": "medmec-model-store-inference", "key": "secret-key"}
+    assert refs["MEDMEC_STORE_ENDPOINT"] == "medmec-minio.medmec-system.svc:9000"
+    # a platform pod (the store's NetworkPolicy admits it) under the restricted standard
+    assert job["spec"]["template"]["metadata"]["labels"]["medmec.io/platform"] == "true"
+    assert pod["securityContext"]["runAsNonRoot"] and not container["securityContext"]["allowPrivilegeEscalation"]
 
 
 def test_model_store_credentials_given_or_left_to_the_user():
-    docs = template([hospital_values("st-luke")],
-                    set_values={"modelStore.credentials": {"accessKey": "ai-team", "secretKey": "s3cr3t-s3cr3t"}})
-    assert all(keys == {"access-key": "ai-team", "secret-key": "s3cr3t-s3cr3t"}
-               for keys in _store_secrets(docs).values())
-    assert _store_secrets(template([hospital_values("st-luke")],
-                                   set_values={"modelStore.manageSecrets": False})) == {}
+    given = {"accessKey": "ai-team", "secretKey": "s3cr3t-s3cr3t"}
+    secrets = _store_secrets(template([hospital_values("st-luke")],
+                                      set_values={"modelStore.credentials": given}))
+    assert secrets.pop(("medmec-system", "medmec-model-store")) == {"access-key": "ai-team",
+                                                                    "secret-key": "s3cr3t-s3cr3t"}
+    inference = secrets.pop(("medmec-system", "medmec-model-store-inference"))
+    assert inference["access-key"] != "ai-team"
+    assert all(keys == inference for keys in secrets.values())
+    # an existing S3 store: the given key is what the inference pods get (a read-only one
+    # suffices), and no user is made on a store the chart does not run
+    external = template([hospital_values("st-luke")], set_values={
+        "modelStore.credentials": given, "modelStore.minio.enabled": False,
+        "modelStore.endpoint": "s3.hospital.example:443"})
+    copies = _store_secrets(external)
+    assert ("medmec-system", "medmec-model-store-inference") not in copies
+    assert copies and all(keys == {"access-key": "ai-team", "secret-key": "s3cr3t-s3cr3t"}
+                          for keys in copies.values())
+    assert _component(external, "model-store-access", "Job") == []
+    left = template([hospital_values("st-luke")], set_values={"modelStore.manageSecrets": False})
+    assert _store_secrets(left) == {} and _component(left, "model-store-access", "Job") == []
 
 
 def test_in_cluster_minio_by_default_and_an_existing_store_instead():

@@ -29,6 +29,15 @@ def register(commands, serve) -> None:
     listing.add_argument("name")
     listing.set_defaults(func=_list)
 
+    grant = sub.add_parser(
+        "grant-inference-key",
+        help="make the inference pods' key (MEDMEC_INFERENCE_ACCESS_KEY, _SECRET_KEY) a store "
+             "user that reads the models and adds hard examples, nothing else (with the "
+             "store's root key in MEDMEC_STORE_*)")
+    grant.add_argument("--timeout", type=float, default=120.0,
+                       help="seconds to wait for the store to answer")
+    grant.set_defaults(func=_grant_inference_key)
+
     # promote / rollback edit the GitOps overlays; also offered as `medmec gitops ...`
     from medmec.workloads.gitops.cli import add_promotion_commands
     add_promotion_commands(sub)
@@ -75,6 +84,20 @@ def _pull(args) -> int:
 
 def _list(args) -> int:
     return _run_store(lambda: print(json.dumps(_store().versions(args.name))))
+
+
+def _grant_inference_key(args) -> int:
+    import os
+    from medmec.workloads.modelstore.access import grant_inference_key
+    from medmec.workloads.modelstore.store import StoreError, StoreSettings
+
+    def action():
+        keys = [os.environ.get(f"MEDMEC_INFERENCE_{k}_KEY", "") for k in ("ACCESS", "SECRET")]
+        if not all(keys):
+            raise StoreError("set MEDMEC_INFERENCE_ACCESS_KEY and MEDMEC_INFERENCE_SECRET_KEY")
+        grant_inference_key(StoreSettings.from_env(), *keys, timeout_s=args.timeout)
+        print(f"store user {keys[0]} reads the models and adds hard examples")
+    return _run_store(action)
 
 
 def _serve_inference(args) -> int:

@@ -251,9 +251,20 @@ class ModelStore:
 
     @_reports_unreachable
     def put_hard_example(self, key: str, record: dict) -> None:
-        """Keep an escalated case (features and outputs only) for retraining."""
-        self._ensure_bucket(HARD_EXAMPLES_BUCKET)
+        """Keep an escalated case (features and outputs only) for retraining. A put alone:
+        the inference pods' key may neither list nor make buckets (access.py); the bucket
+        is made only where it is missing (a store set up by hand, with a key that may)."""
+        from minio.error import S3Error
         body = json.dumps(record, separators=(",", ":")).encode()
-        self.client.put_object(HARD_EXAMPLES_BUCKET, key, io.BytesIO(body), len(body),
-                               content_type="application/json")
+
+        def put():
+            self.client.put_object(HARD_EXAMPLES_BUCKET, key, io.BytesIO(body), len(body),
+                                   content_type="application/json")
+        try:
+            put()
+        except S3Error as err:
+            if err.code != "NoSuchBucket":
+                raise
+            self._ensure_bucket(HARD_EXAMPLES_BUCKET)
+            put()
 

@@ -1,7 +1,7 @@
 """The platform chart on a real control plane (KWOK nodes: pods are admitted, scheduled and
 marked Ready, but run no containers): CRDs applied with kubectl adopted by the CRDs chart,
 the whole hospital installed (operator peers, MinIO, QoS, console), its credentials kept
-across upgrades, the restricted Pod Security Standard enforced, and the `helm test` pod
+across upgrades (the store's root key and the inference pods' own one), the restricted Pod Security Standard enforced, and the `helm test` pod
 admitted."""
 from __future__ import annotations
 
@@ -58,13 +58,14 @@ def test_the_hospital_installs_whole_and_keeps_its_credentials(chart_cluster):
         assert ready(name) == 1, name
     assert get(c, "pvc", "medmec-minio", "-n", NS)["status"]["phase"] == "Bound"
 
-    generated = store_keys(c, NS, "medmec-model-store")
-    assert len(generated["secret-key"]) == 40
-    for s in values["slices"]:
-        assert store_keys(c, s["namespace"], "medmec-model-store") == generated
+    root = store_keys(c, NS, "medmec-model-store")
+    inference = store_keys(c, NS, "medmec-model-store-inference")
+    assert len(root["secret-key"]) == 40 and inference != root
+    for s in values["slices"]:  # the inference pods' key, never the root key
+        assert store_keys(c, s["namespace"], "medmec-model-store") == inference
     helmchart.install(kc, [helmchart.hospital_values("st-luke")], {"image.tag": "0.1.1"}, upgrade=True)
-    assert store_keys(c, NS, "medmec-model-store") == generated  # read back with lookup
-    assert store_keys(c, "imaging", "medmec-model-store") == generated
+    assert store_keys(c, NS, "medmec-model-store") == root  # read back with lookup
+    assert store_keys(c, "imaging", "medmec-model-store") == inference
 
 
 @pytest.mark.parametrize("namespace", [NS, "imaging"])
