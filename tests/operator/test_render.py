@@ -111,6 +111,13 @@ def test_canary_and_escalation_reach_the_server_and_a_second_fetch():
     assert args[args.index("--escalation-model") + 1] == "chest-xray"
     assert [c["name"] for c in dep["spec"]["template"]["spec"]["initContainers"]] == [
         "fetch-model", "fetch-canary-model"]
+    # the server keeps the escalated cases in the store, with the slice namespace's key
+    server = dep["spec"]["template"]["spec"]["containers"][0]
+    refs = {e["name"]: e.get("valueFrom", {}).get("secretKeyRef", {}).get("name") for e in server["env"]}
+    assert refs["MEDMEC_STORE_ACCESS_KEY"] == SETTINGS.store_secret
+    del eis["spec"]["escalation"]
+    plain = render_inference.deployment(eis, _sample("MedicalSlice", "radiology"), ["mec-south"], SETTINGS)
+    assert "env" not in plain["spec"]["template"]["spec"]["containers"][0]
     assert render_inference.served_versions(eis["spec"]) == [
         {"version": "1", "trafficPercent": 90}, {"version": "2", "trafficPercent": 10}]
 
