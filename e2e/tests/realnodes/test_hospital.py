@@ -137,6 +137,32 @@ def test_inference_through_the_service_speaks_kserve_v2_and_escalates(hospital):
     assert grpc.is_model_ready("breast-cancer")
 
 
+def test_the_inference_pods_key_reads_models_and_keeps_hard_examples_but_changes_nothing(hospital):
+    """A slice namespace holds the inference pods' own key, not the store's root key: it
+    reads the models; the screening pod kept the escalated case of the test before with it;
+    it can neither delete a model nor read what was kept."""
+    from minio.error import S3Error
+    from medmec.workloads.modelstore.store import BUCKET, HARD_EXAMPLES_BUCKET, ModelStore, StoreSettings
+    endpoint = hospital.services.address("medmec-system", "medmec-minio", 9000)
+
+    def store(namespace: str) -> ModelStore:
+        def key(k: str) -> str:
+            return demo.secret_value(hospital.kubeconfig, namespace, "medmec-model-store", k)
+        return ModelStore(StoreSettings(endpoint=endpoint, access_key=key("access-key"),
+                                        secret_key=key("secret-key")))
+    root, pods = store("medmec-system"), store("imaging")
+    assert pods.settings.access_key != root.settings.access_key
+    assert pods.metadata("breast-cancer", "1") == root.metadata("breast-cancer", "1")
+    kept = wait_for(lambda: list(root.client.list_objects(HARD_EXAMPLES_BUCKET, recursive=True)),
+                    60, "the escalated case kept as a hard example")
+    for denied in (lambda: pods.client.remove_object(BUCKET, "breast-cancer/1/model.onnx"),
+                   lambda: pods.client.get_object(HARD_EXAMPLES_BUCKET, kept[0].object_name)):
+        with pytest.raises(S3Error) as err:
+            denied()
+        assert err.value.code == "AccessDenied"
+    assert root.metadata("breast-cancer", "1")["sha256"]
+
+
 def test_a_wrong_digest_keeps_the_old_pods_serving_and_names_the_digests(hospital):
     import numpy as np
     import tritonclient.http as httpclient
@@ -364,7 +390,7 @@ def test_a_breached_link_moves_critical_inference_to_the_healthy_base_stations_n
         links.add_latency(first, 300)
         ms = wait_for(slice_status("False", [first]), 120, f"QoSMet False and {first} avoided")
         measured = {m["baseStation"]: m for m in ms["status"]["qos"]["measured"]}
-        assert measured[first]["meetsBudget"] == "False" and measured[first]["rttP99Ms"] >= 300
+        assert measured[first]["meetsBudget"] == "False" and measured[first]["rttP99Ms"] > 100  # the budget
         other = next(bs for bs in zones if bs != first)
         assert wait_for(lambda: served_from() == other and other, 300, f"{name} serving from {other}")
         links.remove_toxic(first, "latency")
