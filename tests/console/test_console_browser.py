@@ -1,6 +1,5 @@
 """The console in headless Chromium with no reachable Kubernetes API: it still serves, says
 what it cannot reach, and refuses access without the right token (the page and the API)."""
-import os
 
 import httpx
 import pytest
@@ -8,6 +7,7 @@ from playwright.sync_api import expect
 
 from medmec import netutil
 from medmec.workloads.console import testing
+from medmec.workloads.console.local_service import LocalConsole
 
 TOKEN = "console-test-token-7f3a9c2e"
 
@@ -24,9 +24,8 @@ users: [{{name: none, user: {{token: x}}}}]
 contexts: [{{name: none, context: {{cluster: none, user: none}}}}]
 current-context: none
 """)
-    proc, url = testing.start_console(workdir, TOKEN, {**os.environ, "KUBECONFIG": str(kubeconfig)})
-    yield url
-    proc.stop()
+    with LocalConsole(workdir, TOKEN, {"KUBECONFIG": str(kubeconfig)}).start() as console:
+        yield console.url
 
 
 def test_api_refuses_missing_and_wrong_tokens_with_a_json_reason(console):

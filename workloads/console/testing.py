@@ -1,37 +1,17 @@
-"""Helpers for the console's browser tests and the demo: the console as a real process, and
-Debian's headless Chromium driven through Playwright (never a downloaded browser)."""
+"""Helpers for the console's browser tests and the demo: Debian's headless Chromium driven
+through Playwright (never a downloaded browser). The console itself runs as a real process
+through local_service.LocalConsole."""
 from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-
-from medmec import netutil, processes
-
 CHROMIUM = os.environ.get("MEDMEC_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-
-def start_console(workdir: Path, token: str, env: dict[str, str], extra: list[str] = ()
-                  ) -> tuple[processes.Proc, str]:
-    """`medmec serve console` on a free loopback port; returns the process and its URL."""
-    tokens = workdir / "console-tokens"
-    tokens.write_text(token + "\n")
-    port = netutil.free_port()
-    proc = processes.start("console", [sys.executable, "-m", "medmec", "serve", "console",
-                                       "--host", "127.0.0.1", "--http-port", str(port),
-                                       "--tokens-file", str(tokens), "--refresh", "1s", *extra],
-                           workdir / "console.log", env=env)
-    url = f"http://127.0.0.1:{port}"
-    processes.wait_ready(proc, lambda: httpx.get(url + "/healthz", timeout=2).json()["snapshot"],
-                         timeout=60, what="serving a first snapshot")
-    return proc, url
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ from playwright.sync_api import expect
 
 from medmec.operator import devtools
 from medmec.workloads.console import testing
+from medmec.workloads.console.local_service import LocalConsole
 from medmec.workloads.mobilecare.ambulance import Monitor, cell_change, resolver
 from medmec.workloads.mobilecare.local_service import LocalEdgeSite, LocalMobility, write_key
 
@@ -106,20 +107,17 @@ def test_transport_renders_a_site_per_base_station_and_shows_its_session(cluster
             ("amb-e2e", "t-et-south", "t-et-south", "420")
 
         # the console lists the incoming ambulance with where its session is
-        console, url = testing.start_console(tmp_path, CONSOLE_TOKEN, cluster.env)
-        try:
-            with testing.browser() as context:
-                page = context.new_page()
-                page.goto(url)
-                page.fill("#token", CONSOLE_TOKEN)
-                page.click("#login-form button")
-                row = page.locator(f'#ambulances tr[data-key="{namespace}/amb-e2e"]')
-                expect(row).to_contain_text("t-et-south", timeout=30_000)
-                expect(row).to_contain_text(re.compile(r"\b[67] min \d+ s"))  # counting down from 7 min
-                expect(row).to_contain_text("following")
-                assert "sess-e2e-0001" not in page.content()
-        finally:
-            console.stop()
+        with LocalConsole(tmp_path, CONSOLE_TOKEN, cluster.env).start() as console, \
+                testing.browser() as context:
+            page = context.new_page()
+            page.goto(console.url)
+            page.fill("#token", CONSOLE_TOKEN)
+            page.click("#login-form button")
+            row = page.locator(f'#ambulances tr[data-key="{namespace}/amb-e2e"]')
+            expect(row).to_contain_text("t-et-south", timeout=30_000)
+            expect(row).to_contain_text(re.compile(r"\b[67] min \d+ s"))  # counting down from 7 min
+            expect(row).to_contain_text("following")
+            assert "sess-e2e-0001" not in page.content()
 
         # a handover to a site that is down: the session stays, and the resource says why
         sites["t-et-north"].stop()

@@ -15,6 +15,7 @@ import pytest
 from medmec import processes
 from medmec.operator import devtools
 from medmec.workloads.console import testing
+from medmec.workloads.console.local_service import LocalConsole
 from medmec.workloads.dispatch.local_service import LocalDispatcher
 from medmec.workloads.dispatch.protos import dispatch_pb2 as dpb, dispatch_pb2_grpc
 from medmec.workloads.nursing.local_service import LocalNursingService
@@ -107,12 +108,12 @@ def hospital(cluster, tmp_path, monkeypatch):
         # the nursing service reads alerts for nurses and doctors of a ward: one token per ward
         (tmp_path / "nursing-tokens").write_text(
             f"4a {NURSING['dr']['token']}\n5b {NURSING['dr-5b']['token']}\n")
-        console, url = testing.start_console(tmp_path, TOKEN, cluster.env, [
+        console = LocalConsole(tmp_path, TOKEN, cluster.env, [
             "--endpoint", f"nursing/wards/bedside={nursing.url}",
             "--endpoint", f"dispatch/logistics/delivery-robots={dispatch_url}",
-            "--nursing-tokens-file", str(tmp_path / "nursing-tokens")])
+            "--nursing-tokens-file", str(tmp_path / "nursing-tokens")]).start()
         started.append(console)
-        yield {"url": url, "links": links, "patient": patient}
+        yield {"url": console.url, "links": links, "patient": patient}
     finally:
         for thing in reversed(started):
             thing.stop()
