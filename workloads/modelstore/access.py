@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from .store import BUCKET, HARD_EXAMPLES_BUCKET, StoreError, StoreSettings
+from .store import BUCKET, HARD_EXAMPLES_BUCKET, ModelStore, StoreError, StoreSettings
 
 POLICY = "medmec-inference"
 
@@ -40,13 +40,12 @@ def grant_inference_key(root: StoreSettings, access_key: str, secret_key: str,
         raise StoreError("the inference key must not be the store's root key")
     admin = MinioAdmin(endpoint=root.endpoint, secure=root.secure,
                        credentials=StaticProvider(root.access_key, root.secret_key))
-    client = root.client()
+    store = ModelStore(root)
     deadline = time.monotonic() + timeout_s
     while True:
         try:
             for bucket in (BUCKET, HARD_EXAMPLES_BUCKET):
-                if not client.bucket_exists(bucket):
-                    client.make_bucket(bucket)
+                store.ensure_bucket(bucket)
             admin.policy_add(POLICY, policy=inference_policy())
             admin.user_add(access_key, secret_key)  # sets the secret of an existing user
             admin.policy_set(POLICY, user=access_key)

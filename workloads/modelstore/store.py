@@ -141,7 +141,8 @@ class ModelStore:
         self.settings = settings
         self.client = settings.client()
 
-    def _ensure_bucket(self, bucket: str) -> None:
+    def ensure_bucket(self, bucket: str) -> None:
+        """Make `bucket` unless it is there (one made meanwhile by another client is fine)."""
         from minio.error import S3Error
         if not self.client.bucket_exists(bucket):
             try:
@@ -189,7 +190,7 @@ class ModelStore:
         name, version = str(metadata.get("name", "")), str(metadata.get("version", ""))
         check_name_version(name, version)
         verify_bundle(folder, metadata)
-        self._ensure_bucket(BUCKET)
+        self.ensure_bucket(BUCKET)
         try:
             self.metadata(name, version)
         except NotFound:
@@ -265,6 +266,6 @@ class ModelStore:
         except S3Error as err:
             if err.code != "NoSuchBucket":
                 raise
-            self._ensure_bucket(HARD_EXAMPLES_BUCKET)
+            self.ensure_bucket(HARD_EXAMPLES_BUCKET)
             put()
 
