@@ -9,10 +9,11 @@ T = TypeVar("T")
 
 
 def wait_for(predicate: Callable[[], T], timeout: float = 60.0, what: str = "condition",
-             interval: float = 0.5) -> T:
+             interval: float = 0.5, explain: Callable[[], object] | None = None) -> T:
     """Call `predicate` until it returns something truthy, and return that.
 
-    After `timeout` seconds raise TimeoutError naming `what` and the last value seen.
+    After `timeout` seconds raise TimeoutError naming `what`, the last value seen and, where
+    given, what `explain()` says of why (a pod's status, a log's tail).
     """
     deadline = time.monotonic() + timeout
     last = None
@@ -21,4 +22,5 @@ def wait_for(predicate: Callable[[], T], timeout: float = 60.0, what: str = "con
         if last:
             return last
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}")
+    why = f"; {explain()}" if explain is not None else ""
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}; last: {last!r}{why}")

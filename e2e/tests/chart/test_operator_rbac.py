@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from medmec import cli, processes
+from medmec import cli, processes, waiting
 from medmec.operator import devtools
 from medmec.workloads.gitops import helmchart, overlays, validate
 
@@ -36,15 +35,14 @@ def condition(obj: dict, type_: str) -> str | None:
 
 
 def wait_for(what: str, check, proc: processes.Proc, timeout: float = 90.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    """medmec.waiting.wait_for, failing at once if the operator exits; a timeout shows the end
+    of its log."""
+    def checked():
         if not proc.alive():
             raise AssertionError(f"the operator exited while waiting for {what}:\n{proc.log_tail(40)}")
-        result = check()
-        if result:
-            return result
-        time.sleep(1.0)
-    raise AssertionError(f"timed out waiting for {what}; operator log ends:\n{proc.log_tail(40)}")
+        return check()
+    return waiting.wait_for(checked, timeout, what, interval=1.0,
+                            explain=lambda: f"operator log ends:\n{proc.log_tail(40)}")
 
 
 # st-luke: cluster-wide role; riverside: roles in its namespaces only

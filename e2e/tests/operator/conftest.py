@@ -19,9 +19,9 @@ CONVERGE_SECONDS = 180.0
 
 
 def wait_for(predicate, timeout: float = CONVERGE_SECONDS, what: str = "condition",
-             interval: float = 0.5):
+             interval: float = 0.5, explain=None):
     """medmec.waiting.wait_for with the operator tests' deadline."""
-    return waiting.wait_for(predicate, timeout, what, interval)
+    return waiting.wait_for(predicate, timeout, what, interval, explain)
 
 
 class OperatorProcess:

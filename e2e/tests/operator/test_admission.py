@@ -15,16 +15,15 @@ def wait_for_ledger(cluster, operator, bs: str, uplink_mbps: int, what: str) -> 
     """Until the base station's ledger shows `uplink_mbps` allocated; a timeout names the
     ledger and the slices as the API shows them, and the operator's log tail."""
     ledger = lambda: (get(cluster, "basestation", bs) or {}).get("status", {})  # noqa: E731
-    try:
-        wait_for(lambda: ledger().get("allocatedUplinkMbps") == uplink_mbps,
-                 what=f"ledger shows {what}")
-    except TimeoutError as err:
+
+    def explain() -> str:
         slices = json.loads(cluster.kubectl("get", "medicalslices", "-A", "-o", "json").stdout)
         shown = {f"{s['metadata']['namespace']}/{s['metadata']['name']}":
                  [(c["type"], c["status"], c["reason"]) for c in s.get("status", {}).get("conditions", [])]
                  for s in slices["items"]}
-        raise AssertionError(f"{err}\nledger: {ledger()}\nslices: {shown}\n"
-                             f"operator log ends:\n{operator.proc.log_tail(60)}") from None
+        return f"\nledger: {ledger()}\nslices: {shown}\noperator log ends:\n{operator.proc.log_tail(60)}"
+    wait_for(lambda: ledger().get("allocatedUplinkMbps") == uplink_mbps, what=f"ledger shows {what}",
+             explain=explain)
 
 
 def test_over_capacity_slice_waits_then_is_admitted(cluster, operator, namespace):

@@ -61,10 +61,9 @@ def wait_phase(cluster, ns: str, name: str, phases: set[str], timeout: float = 1
     def phase():
         seen["pod"] = get(cluster, ns, "pod", name)
         return seen["pod"] if seen["pod"].get("status", {}).get("phase") in phases else None
-    try:
-        return wait_for(phase, timeout, f"pod {name} in {sorted(phases)}")
-    except TimeoutError as err:  # say why: unschedulable, pulling, crash-looping
-        raise AssertionError(f"{err}; status: {seen['pod'].get('status')}") from None
+    # a timeout says why: unschedulable, pulling, crash-looping
+    return wait_for(phase, timeout, f"pod {name} in {sorted(phases)}",
+                    explain=lambda: f"status: {seen['pod'].get('status')}")
 
 
 def ready(obj: dict) -> bool:

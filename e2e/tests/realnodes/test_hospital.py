@@ -362,17 +362,14 @@ def test_a_breached_link_moves_critical_inference_to_the_healthy_base_stations_n
             zone = hospital.get("node", nodes.pop())["metadata"]["labels"][topology.ZONE_LABEL]
             return next(bs for bs, z in zones.items() if z == zone)
 
-        try:
-            first = wait_for(served_from, 300, f"{name} Ready on one real node")
-        except TimeoutError as err:
-            raise AssertionError(f"{err}; pods: {[p.get('status') for p in hospital.pods(ns, '')]}") from None
-        values = []
+        first = wait_for(served_from, 300, f"{name} Ready on one real node",
+                         explain=lambda: f"pods: {[p.get('status') for p in hospital.pods(ns, '')]}")
+        host, values = hospital.cluster.state.host, []
         for bs in zones:
-            reflector = hospital.get("service", f"medmec-reflector-{bs}", "-n", "medmec-system")
             port = netutil.free_port()
-            links.create_proxy(bs, f"{hospital.cluster.state.host}:{port}",
-                               f"{reflector['spec']['clusterIP']}:7070")
-            values += ["--set", f"qos.linkAddresses.{bs}={hospital.cluster.state.host}:{port}"]
+            links.create_proxy(bs, f"{host}:{port}",
+                               hospital.services.address("medmec-system", f"medmec-reflector-{bs}", 7070))
+            values += ["--set", f"qos.linkAddresses.{bs}={host}:{port}"]
         helmchart.helm([*release, "--reuse-values", *values, "--set", "qos.holdDown=20s"],
                        hospital.kubeconfig)
 
@@ -386,21 +383,25 @@ def test_a_breached_link_moves_critical_inference_to_the_healthy_base_stations_n
                 return ms if met.get("status") == want_met and qos.get("avoidBaseStations") == avoided else None
             return check
 
-        wait_for(slice_status("True", []), 120, "QoSMet True through the emulated links")
+        def stuck() -> str:
+            """The slice's status and the prober's last lines, for a wait that times out."""
+            prober = hospital.pods("medmec-system", "app.kubernetes.io/component=qos-prober")
+            logs = hospital.cluster.kubectl("logs", "-n", "medmec-system", prober[0]["metadata"]["name"],
+                                            "--tail=30", check=False).stdout if prober else ""
+            return f"the slice's status: {seen.get('slice', {}).get('status')}; the prober's log:\n{logs}"
+
+        wait_for(slice_status("True", []), 120, "QoSMet True through the emulated links", explain=stuck)
         links.add_latency(first, 300)
-        ms = wait_for(slice_status("False", [first]), 120, f"QoSMet False and {first} avoided")
+        ms = wait_for(slice_status("False", [first]), 120, f"QoSMet False and {first} avoided",
+                      explain=stuck)
         measured = {m["baseStation"]: m for m in ms["status"]["qos"]["measured"]}
         assert measured[first]["meetsBudget"] == "False" and measured[first]["rttP99Ms"] > 100  # the budget
         other = next(bs for bs in zones if bs != first)
-        assert wait_for(lambda: served_from() == other and other, 300, f"{name} serving from {other}")
+        assert wait_for(lambda: served_from() == other and other, 300, f"{name} serving from {other}",
+                        explain=stuck)
         links.remove_toxic(first, "latency")
-        wait_for(slice_status("True", []), 180, "QoSMet True and nothing avoided after the hold-down")
-    except TimeoutError as err:
-        prober = hospital.pods("medmec-system", "app.kubernetes.io/component=qos-prober")
-        logs = hospital.cluster.kubectl("logs", "-n", "medmec-system", prober[0]["metadata"]["name"],
-                                        "--tail=30", check=False).stdout if prober else ""
-        raise AssertionError(f"{err}; the slice's status: {seen.get('slice', {}).get('status')}; "
-                             f"the prober's log:\n{logs}") from None
+        wait_for(slice_status("True", []), 180, "QoSMet True and nothing avoided after the hold-down",
+                 explain=stuck)
     finally:
         links.stop()
         helmchart.helm([*release, "-f", str(installed)], hospital.kubeconfig)
@@ -453,10 +454,8 @@ def test_a_crashing_workload_shows_crashloopbackoff_and_its_last_words(hospital)
             seen["Ready"] = hospital.condition("cns", "emergency", "broken", "Ready")
             seen["pods"] = [p.get("status", {}) for p in hospital.pods("emergency", "app.kubernetes.io/instance=broken")]
             return seen["Ready"] if seen["Ready"].get("reason") == "CrashLoopBackOff" else None
-        try:
-            cond = wait_for(crash_looping, 240, "CrashLoopBackOff on the resource")
-        except TimeoutError as err:
-            raise AssertionError(f"{err}; seen: {seen}") from None
+        cond = wait_for(crash_looping, 240, "CrashLoopBackOff on the resource",
+                        explain=lambda: f"seen: {seen}")
         assert cond["status"] == "False"
         assert "tokens file" in cond["message"], cond
         events = hospital.get("events", "-n", "emergency", "--field-selector",
@@ -480,11 +479,12 @@ def test_a_node_without_the_image_shows_imagepullbackoff_until_it_is_loaded_agai
     (before,) = hospital.pods("imaging", selector)
     node = before["spec"]["nodeName"]
     ref = before["spec"]["containers"][0]["image"]
-    others = [n.name for n in state.topology().real_nodes() if n.name != node]
+    real_nodes = state.topology().real_nodes()
+    others = [n.name for n in real_nodes if n.name != node]
     for other in others:  # the replacement must come back to this node
         hospital.cluster.kubectl("cordon", other)
     try:
-        real = next(n for n in state.topology().real_nodes() if n.name == node)
+        real = next(n for n in real_nodes if n.name == node)
         run_checked([*realnodes.ctr_command(state.folder, state.plan(), real),
                      "-n", "k8s.io", "images", "rm", ref])
         hospital.cluster.kubectl("delete", "pod", "-n", "imaging", before["metadata"]["name"])
@@ -525,11 +525,10 @@ def test_the_console_in_chromium_shows_the_hospital_running_on_the_real_pods(hos
             row = page.locator(f'#inference tr[data-key="{ns}/{name}"]')
             ready_replicas = eis["status"]["readyReplicas"]
             assert ready_replicas >= 1
-            try:  # the page refreshes on its own: a pod just replaced shows on the next one
-                wait_for(lambda: f"{ready_replicas} / " in row.text_content()
-                         and "Ready" in row.text_content(), 60, f"{ns}/{name} as the cluster has it")
-            except TimeoutError as err:
-                raise AssertionError(f"{err}; the page shows: {row.text_content()}") from None
+            # the page refreshes on its own: a pod just replaced shows on the next one
+            wait_for(lambda: f"{ready_replicas} / " in row.text_content()
+                     and "Ready" in row.text_content(), 60, f"{ns}/{name} as the cluster has it",
+                     explain=lambda: f"the page shows: {row.text_content()}")
         assert page.locator('#fleets [data-key="logistics/delivery-robots"]').count() == 1
         for key in ("surgery/robotic-surgery", "imaging/radiology", "logistics/robot-logistics",
                     "wards/bedside-monitoring"):

@@ -96,10 +96,7 @@ def test_a_container_that_exits_non_zero_restarts_into_crash_loop_back_off(real_
             "get", "events", "-n", ns, "-o", "json", "--field-selector",
             "involvedObject.kind=Pod,involvedObject.name=crasher").stdout)["items"]]
         return status if status.get("restartCount", 0) >= 2 and "BackOff" in seen["events"] else None
-    try:
-        status = wait_for(backing_off, 180, "restarts with back-off")
-    except TimeoutError as err:
-        raise AssertionError(f"{err}; seen: {seen}") from None
+    status = wait_for(backing_off, 180, "restarts with back-off", explain=lambda: f"seen: {seen}")
     ended_now = "terminated" in status["state"]
     last = status["state"]["terminated"] if ended_now else status["lastState"]["terminated"]
     assert last["exitCode"] == 3
