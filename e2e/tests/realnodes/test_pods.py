@@ -97,13 +97,15 @@ def test_a_container_that_exits_non_zero_restarts_into_crash_loop_back_off(real_
             "involvedObject.kind=Pod,involvedObject.name=crasher").stdout)["items"]]
         return status if status.get("restartCount", 0) >= 2 and "BackOff" in seen["events"] else None
     status = wait_for(backing_off, 180, "restarts with back-off", explain=lambda: f"seen: {seen}")
-    ended_now = "terminated" in status["state"]
-    last = status["state"]["terminated"] if ended_now else status["lastState"]["terminated"]
+    last = status["state"].get("terminated") or status["lastState"]["terminated"]
     assert last["exitCode"] == 3
-    # the last container that ended: the current one while it waits out the back-off (its
-    # `--previous` is one the kubelet has already removed), else the previous one
-    previous = [] if ended_now else ["--previous"]
-    assert "boom" in real_cluster.kubectl("logs", "-n", ns, "crasher", *previous).stdout
+
+    # its own words, from whichever ended container the kubelet still keeps the log of: the
+    # current one during a back-off, else the previous one (each restart may remove one)
+    def said_boom() -> bool:
+        return any("boom" in real_cluster.kubectl("logs", "-n", ns, "crasher", *flag, check=False).stdout
+                   for flag in ([], ["--previous"]))
+    assert wait_for(said_boom, 60, "'boom' in the crashed container's log")
 
 
 def test_a_pod_reaches_a_pod_on_another_node_through_a_service_name(real_cluster, ns, image):
