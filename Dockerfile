@@ -3,12 +3,15 @@
 # the entrypoint (`medmec operator run`, `medmec serve inference|dispatch|nursing`,
 # `medmec models pull ...`). Build: docker build -t ghcr.io/medmec/medmec:0.1.0 .
 # Without a registry, `medmec image build` builds it with podman on a Debian bookworm base
-# made from Debian's packages (PYTHON_IMAGE), installing from a local folder of wheels.
+# made from Debian's packages (PYTHON_IMAGE; BUILD_IMAGE adds a C compiler and Python's
+# headers), installing from a local folder of wheels.
 
 ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
+# the build stage compiles the dispatch router (setup.py, Cython): it needs gcc and Python.h
+ARG BUILD_IMAGE=python:3.11.14-bookworm
 
 # ---- build: the virtualenv, with every dependency pinned --------------------------------
-FROM ${PYTHON_IMAGE} AS build
+FROM ${BUILD_IMAGE} AS build
 # Optional: pip's --find-links and --no-index, to install from a mounted folder of wheels
 ARG PIP_FIND_LINKS
 ARG PIP_NO_INDEX
@@ -18,7 +21,7 @@ WORKDIR /src
 # the pinned dependencies first, in a layer of their own: a change to medmec's code keeps it
 COPY deploy/image/ deploy/image/
 RUN sh deploy/image/build-venv.sh /opt/medmec
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY medmec/ medmec/
 COPY operator/ operator/
 COPY workloads/ workloads/

@@ -18,7 +18,8 @@ help:
 	@echo "make test    run the whole test suite, unit and end-to-end"
 	@echo "make bench   run the benchmarks and print their ratios"
 
-$(STAMP): pyproject.toml
+# setup.py compiles the dispatch router in place: an edit to it must build it again
+$(STAMP): pyproject.toml setup.py workloads/dispatch/routing.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	@# setuptools' notice on every editable install ("Editable installation ... folders with

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import medmec.workloads.dispatch
+from medmec.workloads.dispatch import routing
 from medmec.workloads.dispatch.assignment import RobotReq, TaskReq, can_carry
 from medmec.workloads.dispatch.graph import HospitalGraph
 from medmec.workloads.dispatch.hospital_generator import generate_hospital, random_scenario
@@ -193,8 +194,10 @@ def in_child(fn, *args):
 
 def main() -> int:
     failures, misses = [], []
+    compiled = not routing.__file__.endswith(".py")
     print(f"dispatch: tasks released over {HORIZON_S:.0f} s; load average "
-          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; router "
+          f"{'compiled (Cython)' if compiled else 'NOT compiled: plain Python'}")
     print(f"{'hospital':<28}{'fleet':>10} {'plan':<7}{'wall s':>8}{'cpu s':>7}"
           f"{'dist/LB':>8}{'late':>6}{'unplanned':>10}{'peak MiB':>9}{'(+plan)':>8}"
           f"{'problems':>9}")

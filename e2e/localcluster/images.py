@@ -1,7 +1,9 @@
 """Container images built on this machine with podman, from nothing a registry has to serve.
 
-    base    Debian bookworm from Debian's packages (mmdebstrap), with Python 3.11
-    medmec  the repository's Dockerfile on that base (its PYTHON_IMAGE build argument)
+    base    Debian bookworm from Debian's packages (mmdebstrap), with Python 3.11; and a
+            build base, the same with a C compiler and Python's headers
+    medmec  the repository's Dockerfile: built on the build base (its BUILD_IMAGE build
+            argument: setup.py compiles the dispatch router), run on the base (PYTHON_IMAGE)
     pause   the pod sandbox image: images/pause/pause.c, compiled statically
     minio   the MinIO binary of binaries.toml on the same base (images/minio/Dockerfile)
 
@@ -39,6 +41,8 @@ KEEP = 3
 # the copyright files stay in.
 DEBIAN_SUITE = "bookworm"
 DEBIAN_PACKAGES = ("python3", "python3-venv", "libpython3.11", "passwd", "ca-certificates")
+# the build stage's extra: what Cython's C needs (the image itself carries no compiler)
+BUILD_PACKAGES = ("gcc", "libc6-dev", "python3-dev")
 DEBIAN_SOURCES = (
     "deb http://deb.debian.org/debian bookworm main",
     "deb http://deb.debian.org/debian bookworm-updates main",
@@ -120,9 +124,9 @@ def ulimit_args(nofile_hard: int, nproc_hard: int) -> list[str]:
     return ["--ulimit", f"nofile={nofile}:{nofile}", "--ulimit", f"nproc={nproc}:{nproc}"]
 
 
-def base_recipe() -> tuple[str, ...]:
+def base_recipe(packages: tuple[str, ...] = DEBIAN_PACKAGES) -> tuple[str, ...]:
     """mmdebstrap's arguments before the output path, and the sources after it."""
-    return ("--variant=minbase", f"--include={','.join(DEBIAN_PACKAGES)}",
+    return ("--variant=minbase", f"--include={','.join(packages)}",
             # /usr merged by mmdebstrap itself: no usrmerge package, which pulls in perl
             "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
             *(f"--dpkgopt={o}" for o in DPKG_OPTIONS), DEBIAN_SUITE)
@@ -227,40 +231,46 @@ def wheelhouse(repo: Path = REPO) -> Path:
     return folder
 
 
-def _base(log: Callable[[str], None]) -> tuple[str, str]:
-    """(reference, digest) of the Debian base: mmdebstrap's root filesystem tar, made once
-    per recipe and imported into podman under a tag derived from the tar's content."""
-    recipe = (*base_recipe(), *DEBIAN_SOURCES)
+def _base(log: Callable[[str], None], build: bool = False) -> tuple[str, str]:
+    """(reference, digest) of the Debian base (`build`: the build base): mmdebstrap's root
+    filesystem tar, made once per recipe and imported into podman under a tag derived from
+    the tar's content."""
+    kind = "-build" if build else ""
+    args = base_recipe(DEBIAN_PACKAGES + BUILD_PACKAGES if build else DEBIAN_PACKAGES)
+    recipe = (*args, *DEBIAN_SOURCES)
     key = hashlib.sha256("\0".join(recipe).encode()).hexdigest()[:12]
-    tar = cache_dir() / f"debian-{DEBIAN_SUITE}-{key}.tar"
+    tar = cache_dir() / f"debian-{DEBIAN_SUITE}{kind}-{key}.tar"
     sums = tar.with_suffix(".sha256")
     if not (tar.is_file() and sums.is_file()):
         _require("mmdebstrap")
-        log(f"building the Debian {DEBIAN_SUITE} base from Debian's packages (mmdebstrap) ...")
+        log(f"building the Debian {DEBIAN_SUITE}{kind} base from Debian's packages "
+            "(mmdebstrap) ...")
         start = time.monotonic()
         tmp = tar.with_name(f".{tar.name}.{os.getpid()}.tmp")
         try:
-            _run(["mmdebstrap", "--quiet", "--format=tar", *base_recipe(), str(tmp), *DEBIAN_SOURCES],
-                 "mmdebstrap", log_file=cache_dir() / "logs" / "base.log")
+            _run(["mmdebstrap", "--quiet", "--format=tar", *args, str(tmp), *DEBIAN_SOURCES],
+                 "mmdebstrap", log_file=cache_dir() / "logs" / f"base{kind}.log")
             sums.write_text(hashlib.sha256(tmp.read_bytes()).hexdigest() + "\n")
             tmp.rename(tar)
         finally:
             tmp.unlink(missing_ok=True)
         log(f"built the base in {time.monotonic() - start:.0f} s")
-        _prune(f"debian-{DEBIAN_SUITE}-*.tar", 1,
+        _prune(f"debian-{DEBIAN_SUITE}{kind}-{'[0-9a-f]' * 12}.tar", 1,
                lambda old: old.with_suffix(".sha256").unlink(missing_ok=True), log)
     base_digest = sums.read_text().strip()
-    ref = f"localhost/medmec-debian:{base_digest[:12]}"
+    ref = f"localhost/medmec-debian{kind}:{base_digest[:12]}"
     if not _exists(ref):
         _run(["podman", "import", "--change", f"ENV PATH={PATH_ENV}", "--change", 'CMD ["/bin/bash"]',
               str(tar), ref], f"podman import of {tar}")
     return ref, base_digest
 
 
-def _medmec_plan(base_ref: str, base_digest: str, repo: Path = REPO) -> Plan:
+def _medmec_plan(base_ref: str, base_digest: str, build_ref: str, build_digest: str,
+                 repo: Path = REPO) -> Plan:
     dockerfile = repo / "Dockerfile"
     files = context_files(repo, (repo / ".dockerignore").read_text())
-    extra = [("Dockerfile", dockerfile.read_text()), ("base", base_digest)]
+    extra = [("Dockerfile", dockerfile.read_text()), ("base", base_digest),
+             ("build base", build_digest)]
     expected = digest(repo, files, extra)
 
     def copy_context(context: Path) -> None:
@@ -273,7 +283,8 @@ def _medmec_plan(base_ref: str, base_digest: str, repo: Path = REPO) -> Plan:
             raise ImageError("the build context changed while it was copied: run the build again")
     return Plan("medmec", expected, dockerfile,
                 # pip installs offline from the wheelhouse (build-venv.sh reads PIP_*)
-                build_args=(("PYTHON_IMAGE", base_ref), ("PIP_FIND_LINKS", "/wheels"),
+                build_args=(("PYTHON_IMAGE", base_ref), ("BUILD_IMAGE", build_ref),
+                            ("PIP_FIND_LINKS", "/wheels"),
                             ("PIP_NO_INDEX", "1")),
                 volumes=(f"{wheelhouse(repo)}:/wheels:ro",), prepare=copy_context)
 
@@ -349,8 +360,8 @@ def ensure(name: str, log: Callable[[str], None] = print) -> Image:
             plan = _pause_plan()
         else:
             base_ref, base_digest = _base(log)
-            plan = (_medmec_plan(base_ref, base_digest) if name == "medmec"
-                    else _minio_plan(base_ref, base_digest, log=log))
+            plan = (_medmec_plan(base_ref, base_digest, *_base(log, build=True))
+                    if name == "medmec" else _minio_plan(base_ref, base_digest, log=log))
         return _build(plan, log)
 
 

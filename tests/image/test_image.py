@@ -58,6 +58,9 @@ def test_image_runs_the_medmec_command_as_non_root():
     # the dependencies' layer comes before the sources are copied
     assert text.index("RUN sh deploy/image/build-venv.sh /opt/medmec\n") < text.index("COPY medmec/")
     assert re.search(r"^ARG PYTHON_IMAGE=python:[0-9.]+-slim-bookworm$", text, re.M)
+    # the compiler is the build stage's only: the image runs on the slim base
+    assert re.search(r"^ARG BUILD_IMAGE=python:[0-9.]+-bookworm$", text, re.M)
+    assert "FROM ${BUILD_IMAGE} AS build" in text and runtime.startswith("\nFROM ${PYTHON_IMAGE}\n")
 
 
 def test_dockerignore_lets_in_exactly_what_the_build_copies():
@@ -119,6 +122,11 @@ def test_fresh_virtualenv_has_every_command_and_nothing_extra(image_venv):
     assert not (site / "pytest").exists() and not (site / "pip").exists()
     # gRPC code is generated at build time: a read-only root filesystem needs no writes later
     assert list(site.glob("medmec/workloads/*/protos/*_pb2_grpc.py"))
+    # the dispatch router runs compiled, as in the benchmark
+    where = subprocess.run([str(image_venv / "bin/python"), "-c", "import medmec.workloads."
+                            "dispatch.routing as r; print(r.__file__)"], capture_output=True,
+                           text=True, cwd="/", timeout=60)
+    assert where.stdout.strip().endswith(".so"), where.stdout + where.stderr
 
 
 @pytest.mark.slow

@@ -16,6 +16,9 @@ where others are in the way: few states and no detour metres), and only where th
 no way through the nodes next to them, then the whole map; of two ways that reach a place
 equally early, the shorter is kept. The bookings of a route can be listed and taken out,
 so one robot's route can be searched again from where it changes (live.py).
+
+This module is the planner's hot loop: setup.py compiles it with Cython (the float
+annotations of the searches' locals become C doubles); uncompiled it runs the same.
 """
 from __future__ import annotations
 
@@ -66,6 +69,7 @@ class _Intervals:
 
     def latest_end(self, start: float, end: float) -> float:
         """The latest end of the intervals (s, e) with s < end and start < e (-inf: none)."""
+        latest: float
         starts, ends = self.starts, self.ends
         hi = bisect.bisect_left(starts, end)
         latest = -INF
@@ -107,6 +111,7 @@ class _Load:
 
     def earliest_room(self, depart: float, duration: float, capacity: int) -> float:
         """The first time >= `depart` from which the lift has room for `duration`."""
+        end: float
         times, load, n = self.times, self.load, len(self.times)
         i = bisect.bisect_right(times, depart) - 1
         while True:
@@ -255,6 +260,8 @@ class ReservationTable:
     def earliest_departure(self, a: int, move: Move, duration: float, depart: float) -> float:
         """The first time >= `depart` at which `move` from `a` meets nobody head-on and
         finds room in its lift (the nodes at either end are the caller's to check)."""
+        bumped: float
+        end: float
         lane = self._lanes.get((move.to, a)) if move.single_lane else None
         lift = self._lifts.get(move.lift) if move.lift else None
         capacity = self.graph.lift_capacity[move.lift] if lift else 0
@@ -345,6 +352,9 @@ def _arrival(table: ReservationTable, node: int, move: Move, duration: float,
     """The first safe interval of `free` (the next node's) from `kv` on that a single-lane
     or lift `move` can reach leaving `node` at or after `earliest` and by `leave_by`:
     (interval, departure, arrival), or None."""
+    s: float
+    e: float
+    depart: float
     while kv < len(free):
         s, e = free[kv]
         depart = earliest if s - duration < earliest else s - duration
@@ -368,6 +378,17 @@ def _leg(table: ReservationTable, speed_mps: float, to_goal: list[float], start:
     the (node, interval) it ends in). `excluded` are end states known to be dead ends;
     `region`: the nodes it may use (None: all); `progress`: only moves along a shortest
     path to the goal; `weight`: of the heuristic (weighted A*)."""
+    t: float
+    arrive: float
+    depart: float
+    duration: float
+    leave_by: float
+    interval_end: float
+    s: float
+    m: float
+    b: float
+    here: float
+    here_m: float
     moves = table.graph.moves_at(speed_mps)
     safe, intervals = table._safe, table.safe_intervals
     heappush, heappop, bisect_right = heapq.heappush, heapq.heappop, bisect.bisect_right
