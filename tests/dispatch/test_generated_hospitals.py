@@ -14,7 +14,7 @@ from medmec.workloads.dispatch.assignment import TaskReq
 from medmec.workloads.dispatch.fleet import Fleet, FleetError
 from medmec.workloads.dispatch.graph import HospitalGraph
 from medmec.workloads.dispatch.hospital_generator import generate_hospital, random_scenario
-from medmec.workloads.dispatch.live import LIFT_GRACE_S
+from medmec.workloads.dispatch.live import HANDED_BACK, KEEP_S, LIFT_GRACE_S
 from medmec.workloads.dispatch.planner import plan, plan_scenario, robots_of
 from medmec.workloads.dispatch.scenario import (MAX_TASKS, Scenario, ScenarioError,
                                                 load_scenario)
@@ -160,17 +160,37 @@ def test_an_idle_robot_given_a_task_goes_home_after_it(plan_problems):
     assert plan_problems(doc, live.to_json()) == []
 
 
+def no_ride_after(live, graph, lift: str, now_s: float) -> None:
+    for rid in live.robots:  # no ride of the failed lift starts after the failure but
+        wp = live.robots[rid].route.waypoints  # those of robots already at its doors
+        for (a, t), (b, _) in zip(wp, wp[1:]):
+            if a != b and t > now_s + LIFT_GRACE_S:
+                assert graph.move(a, b).lift != lift, rid
+
+
 def test_a_lift_that_fails_re_plans_the_robots_that_would_ride_it(plan_problems):
     doc, graph, live = running_plan(seed=22, floors=3, capacity=2)
+    queued = {rid: set(live.queue_of(rid)) for rid in live.robots}
+    due = {tid for rp in live.robots.values() for (_, (tid, role)), t
+           in zip(rp.goals, rp.route.goal_times) if role == "pickup" and t <= 900.0 + KEEP_S}
     lift = doc["map"]["lifts"][0]["id"]
     affected = live.fail_lift(lift, now_s=900.0)
     assert affected
     assert plan_problems(doc, live.to_json()) == []
-    for rid in live.robots:  # no ride of the failed lift starts after the failure but
-        wp = live.robots[rid].route.waypoints  # those of robots already at its doors
-        for (a, t), (b, _) in zip(wp, wp[1:]):
-            if a != b and t > 900.0 + LIFT_GRACE_S:
-                assert graph.move(a, b).lift != lift
+    no_ride_after(live, graph, lift, 900.0)
+    # at once: what is due within KEEP_S stays queued; the rest of the riders' queues is
+    # handed back (listed, with why, so the plan is sound as it stands)
+    handed = {tid for tid, why in live.unassigned.items() if why.endswith(HANDED_BACK)}
+    assert handed and not handed & due
+    # then each robot takes its tasks back: none lost, still no ride of the failed lift
+    robots, dropped = live.take_back(now_s=900.0)
+    assert not dropped and not live.handed_back
+    assert set(robots) == {rid for rid in live.robots if queued[rid] & handed}
+    assert set(affected) & set(robots)
+    assert not handed & set(live.unassigned)
+    assert all(handed & queued[rid] <= set(live.queue_of(rid)) for rid in robots)
+    assert plan_problems(doc, live.to_json()) == []
+    no_ride_after(live, graph, lift, 900.0)
 
 
 @pytest.mark.slow
@@ -199,6 +219,8 @@ def test_a_lift_failing_in_a_jam_leaves_a_sound_plan(seed, floors, capacity, now
     for lift in sc.map.lifts:
         copy = pickle.loads(pickle.dumps(live))
         assert copy.fail_lift(lift.id, now_s)
+        assert plan_problems(doc, copy.to_json()) == []
+        copy.take_back(now_s)
         assert plan_problems(doc, copy.to_json()) == []
 
 

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from medmec.workloads.dispatch.live import HANDED_BACK
 from medmec.workloads.dispatch.protos import dispatch_pb2 as pb
 
 
@@ -373,7 +374,16 @@ def test_a_lift_out_of_service_re_plans_the_robots_that_would_ride_it(dispatch_s
     assert fleet["lifts_out_of_service"] == [lift_id]
     after = failed_at + 10.0 + 1.0  # robots at the doors still ride (live.LIFT_GRACE_S)
     assert not any(rides(r, lifts[lift_id], after) for r in routes().values())
-    assert all(t["status"] == "assigned" for t in fleet["tasks"])  # the other lift serves
+    assert plan_problems(*as_plan(fleet, hospital, server)) == []  # sound at once
+    # the riders kept what they were to pick up within live.KEEP_S; the rest of their queues
+    # was handed back, and each takes its own back at the fleet's next housekeeping call
+    handed = [t["id"] for t in fleet["tasks"] if t["status"] == "pending"]
+    assert handed and all(HANDED_BACK in t["reason"] for t in fleet["tasks"]
+                          if t["id"] in handed), fleet["tasks"]
+    fleet = eventually(lambda: (f := server.fleet())["plan_version"] > version + 1 and all(
+        t["status"] == "assigned" for t in f["tasks"]) and f)  # the other lift serves
+    assert fleet, server.fleet()["tasks"]
+    assert not any(rides(r, lifts[lift_id], after) for r in routes().values())
     assert plan_problems(*as_plan(fleet, hospital, server)) == []
 
     with pytest.raises(grpc.RpcError) as err:  # reported twice

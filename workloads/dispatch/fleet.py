@@ -7,7 +7,9 @@ emergency pre-empts queued work, and a faulted or silent robot's queue goes to t
 Tasks on board stay with their robot. Two changes are made to the running plan alone
 (live.py), re-planning only the robots they touch: a new task (the robot that takes it; the
 whole fleet is re-planned when that finds no robot) and a lift out of service (every robot
-that would ride it). State is written to the store before a call returns.
+that would ride it, at once for its next tasks only; the rest of its queue is given back to
+it by the next housekeeping call of `retry_pending`, off the failure's answer). State is
+written to the store before a call returns.
 """
 from __future__ import annotations
 
@@ -87,6 +89,7 @@ class Fleet:
         self.graph = self._graph()
         self.routes: dict[str, list[tuple[str, float]]] = {}
         self.live = None  # the running plan, for re-planning a new task alone
+        self.taking_back = False  # a failed lift's riders have tasks to take back
         self.version = 0
         now = clock()
         for r in self.robots.values():  # silence while we were down is not the robot's fault
@@ -153,8 +156,21 @@ class Fleet:
         return [r.id for r in silent]
 
     def retry_pending(self, every_s: float = 5.0) -> bool:
-        """Re-plan now and then while tasks wait for a robot: a route that was blocked by
+        """Give a failed lift's riders back the tasks they handed back to answer at once;
+        and re-plan now and then while tasks wait for a robot: a route that was blocked by
         traffic may be free now, without any event to say so."""
+        if self.taking_back:
+            self.taking_back = False
+            robots, dropped = self.live.take_back(self.clock() - self.planned_at)
+            taken = []
+            for rid in robots:
+                for tid in self.live.queue_of(rid):
+                    task = self.tasks.get(tid)
+                    if task is not None and task.status == "pending":
+                        task.status, task.robot_id, task.reason = "assigned", rid, ""
+                        taken.append(task)
+            self._adopt(robots, dropped, taken)
+            return True
         waiting = any(t.status == "pending" for t in self.tasks.values())
         if waiting and self.clock() - self.planned_at >= every_s and \
                 any(r.state == "available" for r in self.robots.values()):
@@ -217,6 +233,7 @@ class Fleet:
         self.graph = self.live.graph
         dropped = {tid: self.live.unassigned[tid] for tid in set(self.live.unassigned) - before}
         self._adopt(robots, dropped)
+        self.taking_back = bool(self.live.handed_back)
         return sorted(self.lifts_down), sorted(robots)
 
     def warm_up(self) -> bool:
@@ -324,6 +341,7 @@ class Fleet:
         self.queues = result.queues
         self.planned_at = now
         self.live = result.live
+        self.taking_back = False
         self.version += 1
         self.on_plan(self)
         return result

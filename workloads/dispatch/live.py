@@ -22,6 +22,12 @@ ETA_SLACK_S = 30.0
 REPLAN_WEIGHT = 10.0
 LIFT_GRACE_S = 10.0  # a failed lift still takes the robots at its doors for this long
 GIVE_UP = 3  # tasks given up, the last queued first, before a robot walled in stays put
+# a failed lift: a robot that would ride it is re-planned at once for what it carries and
+# the tasks it was to pick up within this long, then home; the rest of its queue is handed
+# back and given to it again by `take_back`, off the failure's answer (the lift left is
+# jammed for the hour: searching every robot's hour of queue through it took seconds)
+KEEP_S = 120.0
+HANDED_BACK = "handed back for a moment, to be planned again after the robots due first"
 
 Label = tuple[str | None, str]  # (task id, "pickup" | "dropoff" | "home")
 
@@ -62,6 +68,10 @@ class LivePlan:
     robots: dict[str, RobotPlan]
     tasks: dict[str, TaskReq] = dataclasses.field(default_factory=dict)
     unassigned: dict[str, str] = dataclasses.field(default_factory=dict)
+    # robot -> (where fail_lift re-planned it from, the goals it took off the end of its
+    # queue), for take_back
+    handed_back: dict[str, tuple[float, list[tuple[Goal, Label]]]] = dataclasses.field(
+        default_factory=dict)
     # where a re-planned leg must leave the shortest paths (a jam), favour getting closer
     # over arriving sooner by this factor: a re-plan answers at once (routing.plan_route)
     weight: float = REPLAN_WEIGHT
@@ -102,10 +112,12 @@ class LivePlan:
         those of robots at its doors (at the landing or stepping in, leaving within
         LIFT_GRACE_S); every robot that would board it later is re-planned without it, from
         the last goal it reaches before that ride (or from where it is at `now_s`, a move
-        under way finished), in the order they would board; one walled in by a robot still
+        under way finished), in the order they would board, to deliver what it carries and
+        the tasks it was to pick up within KEEP_S, and park; one walled in by a robot still
         to be re-planned tries again after the others. Returns the robots re-planned; tasks
-        one can no longer do are put in `unassigned`. Raises ValueError, changing nothing,
-        for a lift the map lacks or one out of service already."""
+        one can no longer do, and the rest of their queues (HANDED_BACK, until
+        `take_back`), are put in `unassigned`. Raises ValueError, changing nothing, for a
+        lift the map lacks or one out of service already."""
         old = self.graph
         if lift_id not in old.lift_capacity:
             raise ValueError(f"no lift {lift_id!r} on this map")
@@ -176,13 +188,15 @@ class LivePlan:
             lost = self._unreachable(rp.robot, prefix[-1][0], rp.goals[done:])
             if lost & self._on_board(rp, done):
                 break  # what it carries is out of reach from there
-            goals = [g for g in rp.goals[done:] if g[1][0] not in lost]
+            goals, handed = self._kept(rp, done, lost, now_s + KEEP_S)
             if self._replan(rid, prefix, done, goals):
                 self.unassigned.update({tid: f"{reason}: no way to it" for tid in lost})
+                self._hand_back(rid, prefix[-1][1], handed, reason)
                 return True
         if not last_try:
             return False
-        goals = [g for g in rp.goals[done:] if g[1][0] not in lost]
+        goals, handed = self._kept(rp, done, lost, now_s + KEEP_S)
+        self._hand_back(rid, prefix[-1][1], handed, reason)
         for _ in range(GIVE_UP if not lost & self._on_board(rp, done) else 0):
             # a leg further on may be what has no way: give tasks up, the last first
             dropped = next((g[1][0] for g in reversed(goals) if g[1][1] == "pickup"), None)
@@ -196,6 +210,66 @@ class LivePlan:
                 return True
         self._stay(rid, prefix, done, now_s, reason, pending)
         return True
+
+    def _kept(self, rp: RobotPlan, done: int, lost: set[str], until_s: float):
+        """The goals after the first `done` that a robot keeps when re-planned for a failed
+        lift (what it carries, and the tasks it was to pick up by `until_s`, but `lost`;
+        home), and those it hands back, in order."""
+        rest = list(zip(rp.goals[done:], rp.route.goal_times[done:]))
+        keep = self._on_board(rp, done) | {tid for (_, (tid, role)), t in rest
+                                           if role == "pickup" and t <= until_s}
+        keep -= lost
+        return ([g for g, _ in rest if g[1][0] is None or g[1][0] in keep],
+                [g for g, _ in rest if g[1][0] is not None and g[1][0] not in keep | lost])
+
+    def _hand_back(self, rid: str, cut_s: float, goals: list[tuple[Goal, Label]],
+                   reason: str) -> None:
+        """Keep `goals` (taken off the end of `rid`'s queue, re-planned from `cut_s`) for
+        take_back."""
+        if not goals:
+            return
+        _, before = self.handed_back.get(rid, (cut_s, []))
+        self.handed_back[rid] = (cut_s, before + goals)
+        self.unassigned.update({tid: f"{reason}: {HANDED_BACK}" for _, (tid, _) in goals})
+
+    def take_back(self, now_s: float) -> tuple[list[str], dict[str, str]]:
+        """Give each robot the goals fail_lift handed back, after those it kept: its route
+        searched again from the last of them (or from where it is at `now_s`), in the order
+        they are free; where that finds no way, from where the failure re-planned it, all
+        its goals again, tasks given up (the last first) as there. Returns the robots
+        re-planned, and the tasks given up (in `unassigned`, with why)."""
+        def free_at(rid: str) -> float:  # when it has done what it kept, but parking
+            times = self.robots[rid].route.goal_times
+            return max(now_s, times[-2] if len(times) > 1 else now_s)
+
+        replanned, dropped = [], {}
+        why = "no conflict-free route once a lift failed"
+        for rid in sorted(self.handed_back, key=lambda r: (free_at(r), r)):
+            cut_s, goals = self.handed_back[rid]
+            rp = self.robots[rid]
+            home = [(Goal(rp.robot.home), (None, "home"))]  # done with its goals, it may be
+            prefix, done = rp.cut(free_at(rid))            # home already: home once more
+            taken = self._replan(rid, prefix, done, goals + home)
+            if not taken:
+                prefix, done = rp.cut(max(now_s, cut_s))
+                for _ in range(GIVE_UP + 1):
+                    if self._replan(rid, prefix, done, rp.goals[done:-1] + goals + home):
+                        taken = True
+                        break
+                    if not goals:
+                        break
+                    last = goals[-1][1][0]
+                    dropped[last] = why
+                    goals = [g for g in goals if g[1][0] != last]
+            if taken:
+                replanned.append(rid)
+                for _, (tid, _) in goals:
+                    self.unassigned.pop(tid, None)
+            else:
+                dropped.update({tid: why for _, (tid, _) in goals})
+        self.handed_back.clear()
+        self.unassigned.update(dropped)
+        return replanned, dropped
 
     @staticmethod
     def _on_board(rp: RobotPlan, done: int) -> set[str]:
@@ -213,7 +287,8 @@ class LivePlan:
         `pending`, which will be)."""
         rp = self.robots[rid]
         node, at = prefix[-1]
-        lost = self._on_board(rp, done) | {tid for _, (tid, _) in rp.goals[done:] if tid}
+        lost = self._on_board(rp, done) | {tid for _, (tid, _) in rp.goals[done:] if tid} | \
+            {tid for _, (tid, _) in self.handed_back.pop(rid, (0.0, []))[1]}
         self.unassigned.update({tid: f"{reason}: robot {rid} is walled in at "
                                      f"{self.graph.ids[node]}" for tid in lost})
         kept = [(g, t) for g, t in zip(rp.goals[:done], rp.route.goal_times)
