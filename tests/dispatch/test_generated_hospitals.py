@@ -18,6 +18,7 @@ from medmec.workloads.dispatch.live import HANDED_BACK, KEEP_S, LIFT_GRACE_S
 from medmec.workloads.dispatch.planner import plan, plan_scenario, robots_of
 from medmec.workloads.dispatch.scenario import (MAX_TASKS, Scenario, ScenarioError,
                                                 load_scenario)
+from medmec.workloads.dispatch.simulated_shift import run_shift, snapshot
 from medmec.workloads.dispatch.store import Store
 
 SWEEP = [(11, 2, 1), (12, 3, 2), (13, 4, 1), (14, 5, 2), (15, 6, 1)]
@@ -222,6 +223,86 @@ def test_a_lift_failing_in_a_jam_leaves_a_sound_plan(seed, floors, capacity, now
         assert plan_problems(doc, copy.to_json()) == []
         copy.take_back(now_s)
         assert plan_problems(doc, copy.to_json()) == []
+
+
+def busy_fleet(tmp_path, clock):
+    """A fleet of 12 on a generated hospital, each robot with work, five minutes in."""
+    doc = random_scenario(generate_hospital(21, 3, 1), 12, 0, seed=21)
+    sc = Scenario.model_validate(doc)
+    fleet = Fleet(sc.map, Store(tmp_path), heartbeat_timeout_s=1e9, clock=lambda: clock[0])
+    for r in sc.robots:
+        fleet.register(r.id, r.start, "", r.speed_mps, r.payload_kg, r.capabilities, 90)
+    rooms = sorted(n.id for n in sc.map.nodes if "-room-" in n.id)
+    for j, room in enumerate(rooms[:24]):
+        fleet.submit(f"t{j}", f"laundry-bay-{1 + j % 2}", room, 1, "linen", "normal", None,
+                     None)
+    clock[0] += 300.0
+    return fleet
+
+
+def test_pick_ups_deliveries_and_cancels_re_plan_no_other_robot(tmp_path):
+    clock = [1_000_000.0]
+    fleet = busy_fleet(tmp_path, clock)
+    routes, version = dict(fleet.routes), fleet.version
+    # a reported pick-up the running plan has: no route changes, the queue moves on
+    task = next(t for t in fleet.tasks.values()
+                if t.planned_pickup is not None and t.planned_pickup <= clock[0])
+    fleet.task_event(task.robot_id, task.id, "picked_up")
+    assert (fleet.routes, fleet.version) == (routes, version)
+    assert task.id not in fleet.queues[task.robot_id]
+    # a cancelled task: only the robot that was to fetch it is re-planned, without it
+    task = next(t for t in fleet.tasks.values()
+                if t.status == "assigned" and t.planned_pickup > clock[0] + 60)
+    rid = task.robot_id
+    fleet.cancel(task.id)
+    assert fleet.version == version + 1
+    assert {r for r in routes if routes[r] != fleet.routes[r]} == {rid}
+    assert task.id not in fleet.queues[rid]
+    assert all(tid != task.id for _, (tid, _) in fleet.live.robots[rid].goals)
+    kept = [w for w in routes[rid] if w[1] <= clock[0]]
+    assert fleet.routes[rid][:len(kept)] == kept  # where it has been stays as it was
+    assert all(t.status in ("assigned", "picked_up") for t in fleet.tasks.values()
+               if t.id != task.id)
+
+
+def test_a_robot_that_stops_mid_shift_hands_its_tasks_on_without_a_whole_re_plan(
+        tmp_path, plan_problems):
+    clock = [1_000_000.0]
+    fleet = busy_fleet(tmp_path, clock)
+    whole = []
+    replan = fleet.replan
+    fleet.replan = lambda: whole.append(1) or replan()
+    rid = max(fleet.queues, key=lambda r: len(fleet.queues[r]))
+    had = list(fleet.queues[rid])
+    at = fleet.graph.ids[fleet.live.robots[rid].cut(clock[0] - fleet.planned_at)[0][-1][0]]
+    fleet.heartbeat(rid, at, 80, True, "bumper")
+    assert len(had) >= 2 and not whole
+    assert rid not in fleet.routes
+    for tid in had:  # each put into another robot's route at once
+        assert fleet.tasks[tid].status == "assigned" and fleet.tasks[tid].robot_id != rid
+    assert not any(n == at and t > clock[0] for wp in fleet.routes.values() for n, t in wp)
+    doc = {"map": generate_hospital(21, 3, 1)}
+    assert plan_problems(*snapshot(doc, fleet)) == []
+    clock[0] += 30.0
+    fleet.heartbeat(rid, at, 80, False, "")  # going again: planned home, takes work again
+    assert not whole and fleet.routes[rid][-1][0] == fleet.robots[rid].home
+    assert plan_problems(*snapshot(doc, fleet)) == []
+
+
+def test_a_busy_shift_keeps_every_task_planned_and_every_plan_sound(plan_problems):
+    """Robots follow their routes on time, report pick-ups and drop-offs, tasks come in and
+    some are cancelled (simulated_shift): no whole re-plan once the robots are registered
+    (re-planning the fleet from the corridors left most tasks unplanned), every task taken
+    at once and delivered, and the running routes pass the validator all along."""
+    doc = random_scenario(generate_hospital(21, 3, 1), 12, 60, seed=21, horizon_s=900)
+    shift = run_shift(doc, until_s=1800, check_every_s=150)
+    assert shift.replans == len(doc["robots"]) + 1  # starting, and each registration
+    assert shift.never_planned == [] and shift.waits_s[-1] <= 5.0
+    assert shift.delivered + shift.cancelled == shift.submitted == 60
+    assert shift.cancelled == 6 and shift.events == 2 * shift.delivered
+    assert len(shift.plans) > 5 and sum(len(sc["tasks"]) for sc, _ in shift.plans) > 20
+    for scenario, running in shift.plans:
+        assert plan_problems(scenario, running) == []
 
 
 def test_a_lift_failure_is_refused_for_an_unknown_lift_or_one_out_of_service_already():

@@ -41,15 +41,26 @@ def eventually(check, timeout=15.0):
         time.sleep(0.2)
 
 
-def as_plan(fleet: dict, hospital: dict, server) -> tuple[dict, dict]:
-    """The service's current routes as a scenario and plan for the independent validator."""
+def snapshot(server) -> tuple[dict, dict]:
+    """The fleet and every robot's route (REST form) at one plan version: the service's
+    housekeeping may change the plan between two requests."""
+    while True:
+        fleet = server.fleet()
+        routes = {r["id"]: httpx.get(f"{server.http}/v1/robots/{r['id']}/route").json()
+                  for r in fleet["robots"]}
+        if all(r["plan_version"] == fleet["plan_version"] for r in routes.values()):
+            return fleet, routes
+
+
+def as_plan(fleet: dict, routes: dict, hospital: dict) -> tuple[dict, dict]:
+    """A snapshot's routes as a scenario and plan for the independent validator."""
     robots = [{"id": r["id"], "start": r["node"], "speed_mps": r["speed_mps"],
                "payload_kg": r["payload_kg"], "capabilities": r["capabilities"]}
               for r in fleet["robots"] if r["state"] == "available"]
     tasks = [{"id": t["id"], "pickup": t["pickup"], "dropoff": t["dropoff"],
               "weight_kg": t["weight_kg"], "kind": t["kind"]}
              for t in fleet["tasks"] if t["status"] == "assigned"]
-    routes = [httpx.get(f"{server.http}/v1/robots/{r['id']}/route").json() for r in robots]
+    routes = [routes[r["id"]] for r in robots]
     plan = {"assignments": [{"robot": r["robot"], "tasks": r["tasks"]} for r in routes],
             "routes": [{"robot": r["robot"], "waypoints": r["waypoints"]} for r in routes],
             "unassigned": []}
@@ -80,7 +91,7 @@ def test_tasks_are_assigned_and_routes_streamed_to_the_robots(dispatch_server, h
 
     for i in range(6):
         submit(stub, f"batch-{i}", "laboratory", f"f{i % 3}-room-b{1 + i % 3}e", kind="specimen")
-    scenario, plan = as_plan(server.fleet(), hospital, server)
+    scenario, plan = as_plan(*snapshot(server), hospital)
     assert len(scenario["tasks"]) == 7
     assert plan_problems(scenario, plan) == []
     assert {t.status for t in stub.ListTasks(pb.ListTasksRequest()).tasks} == \
@@ -186,9 +197,10 @@ def test_a_robot_low_on_battery_hands_over_its_queue_and_goes_home(dispatch_serv
     assert stub.GetTask(pb.TaskRef(task_id="near-1")).robot_id == "amr-2"
     route = httpx.get(f"{server.http}/v1/robots/amr-1/route").json()
     assert route["tasks"] == [] and route["waypoints"][-1]["node"] == "f0-park-03a"
-    # charged again, it takes work again
+    # charged again, it takes work again (what amr-2 is under way for stays with amr-2)
     stub.Heartbeat(pb.HeartbeatRequest(robot_id="amr-1", node="f0-park-03a", battery_pct=95))
-    assert stub.GetTask(pb.TaskRef(task_id="near-1")).robot_id == "amr-1"
+    assert submit(stub, "near-2", "pharmacy", "f0-room-a2w").robot_id == "amr-1"
+    assert stub.GetTask(pb.TaskRef(task_id="near-1")).robot_id == "amr-2"
 
 
 def test_a_silent_robot_goes_offline_and_its_tasks_move(dispatch_server):
@@ -343,8 +355,7 @@ def test_a_lift_out_of_service_re_plans_the_robots_that_would_ride_it(dispatch_s
     lifts = {lift["id"]: lift for lift in hospital["lifts"]}
 
     def routes():
-        return {r["id"]: httpx.get(f"{server.http}/v1/robots/{r['id']}/route").json()
-                for r in server.fleet()["robots"]}
+        return snapshot(server)[1]
 
     soon = time.time() + 20
     riders = {lid: [rid for rid, route in routes().items() if rides(route, lift, soon)]
@@ -370,21 +381,25 @@ def test_a_lift_out_of_service_re_plans_the_robots_that_would_ride_it(dispatch_s
     assert set(riders[lift_id]) <= set(reply.replanned)
     route = next(stream)  # the new route, streamed
     assert route.plan_version > first.plan_version
-    fleet = server.fleet()
+    fleet, now = snapshot(server)
     assert fleet["lifts_out_of_service"] == [lift_id]
     after = failed_at + 10.0 + 1.0  # robots at the doors still ride (live.LIFT_GRACE_S)
-    assert not any(rides(r, lifts[lift_id], after) for r in routes().values())
-    assert plan_problems(*as_plan(fleet, hospital, server)) == []  # sound at once
+    assert not any(rides(r, lifts[lift_id], after) for r in now.values())
+    assert plan_problems(*as_plan(fleet, now, hospital)) == []  # sound at once
     # the riders kept what they were to pick up within live.KEEP_S; the rest of their queues
     # was handed back, and each takes its own back at the fleet's next housekeeping call
-    handed = [t["id"] for t in fleet["tasks"] if t["status"] == "pending"]
-    assert handed and all(HANDED_BACK in t["reason"] for t in fleet["tasks"]
-                          if t["id"] in handed), fleet["tasks"]
+    # (which may have come already: housekeeping runs every second)
+    if fleet["plan_version"] == route.plan_version:
+        handed = [t["id"] for t in fleet["tasks"] if t["status"] == "pending"]
+        assert handed and all(HANDED_BACK in t["reason"] for t in fleet["tasks"]
+                              if t["id"] in handed), fleet["tasks"]
     fleet = eventually(lambda: (f := server.fleet())["plan_version"] > version + 1 and all(
         t["status"] == "assigned" for t in f["tasks"]) and f)  # the other lift serves
     assert fleet, server.fleet()["tasks"]
-    assert not any(rides(r, lifts[lift_id], after) for r in routes().values())
-    assert plan_problems(*as_plan(fleet, hospital, server)) == []
+    fleet, now = snapshot(server)
+    assert all(t["status"] == "assigned" for t in fleet["tasks"])
+    assert not any(rides(r, lifts[lift_id], after) for r in now.values())
+    assert plan_problems(*as_plan(fleet, now, hospital)) == []
 
     with pytest.raises(grpc.RpcError) as err:  # reported twice
         stub.ReportLiftOutOfService(pb.LiftServiceRequest(lift_id=lift_id))

@@ -13,6 +13,7 @@ written to the store before a call returns.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import uuid
@@ -21,13 +22,14 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from .assignment import RobotReq
+from .assignment import PRIORITY_WEIGHT, RobotReq
 from .graph import HospitalGraph, corridor_key
 from .planner import Plan, plan, task_problem, to_task_req
 from .scenario import MAX_TASKS, HospitalMap, Task
 from .store import Store
 
 OPEN = ("pending", "assigned")
+RETRY_BATCH = 25  # waiting tasks tried again per housekeeping call, while robots are under way
 
 
 class FleetError(Exception):
@@ -139,7 +141,7 @@ class Fleet:
         if (robot.state, robot.battery_pct < self.min_battery) != was:
             if robot.state != "available":
                 self._take_tasks_from(robot)
-            self.replan()
+            self._robot_changed(robot)
         return robot
 
     def expire(self) -> list[str]:
@@ -151,14 +153,14 @@ class Fleet:
             robot.state = "offline"
             self.store.save_robot(robot)
             self._take_tasks_from(robot)
-        if silent:
-            self.replan()
+            self._robot_changed(robot)
         return [r.id for r in silent]
 
     def retry_pending(self, every_s: float = 5.0) -> bool:
         """Give a failed lift's riders back the tasks they handed back to answer at once;
-        and re-plan now and then while tasks wait for a robot: a route that was blocked by
-        traffic may be free now, without any event to say so."""
+        and now and then, while tasks wait for a robot, try them again: a route that was
+        blocked by traffic may be free now, without any event to say so. Returns whether
+        the plan changed."""
         if self.taking_back:
             self.taking_back = False
             robots, dropped = self.live.take_back(self.clock() - self.planned_at)
@@ -171,12 +173,64 @@ class Fleet:
                         taken.append(task)
             self._adopt(robots, dropped, taken)
             return True
-        waiting = any(t.status == "pending" for t in self.tasks.values())
-        if waiting and self.clock() - self.planned_at >= every_s and \
-                any(r.state == "available" for r in self.robots.values()):
+        waiting = [t for t in self.tasks.values() if t.status == "pending"]
+        if not waiting or self.clock() - self.retried_at < every_s or \
+                not any(r.state == "available" for r in self.robots.values()):
+            return False
+        self.retried_at = self.clock()
+        if self._at_rest():
             self.replan()
             return True
-        return False
+        return self._place_waiting()
+
+    def _place_waiting(self) -> bool:
+        """Put waiting tasks into the running plan one by one, urgent first (re-planning
+        the fleet from where robots stand in the corridors walls most of them in)."""
+        waiting = sorted((t for t in self.tasks.values() if t.status == "pending"),
+                         key=lambda t: (-PRIORITY_WEIGHT[t.priority], t.earliest_start, t.id))
+        return any([self._insert(t) for t in waiting[:RETRY_BATCH]])
+
+    def _robot_changed(self, robot: RobotRecord) -> None:
+        """A robot stopped (fault, silence), went on again, or its battery crossed the
+        minimum: with robots under way, only the robots this touches are re-planned, in
+        the running plan, and the tasks it let go are put in again; at rest, the fleet is
+        re-planned."""
+        live, rid = self.live, robot.id
+        now = self.clock() - self.planned_at
+        if self._at_rest() or rid not in live.robots and rid not in live.stopped or \
+                robot.state != "available" and rid in live.robots and \
+                live.robots[rid].cut(now)[0][-1][0] != self.graph.index[robot.node]:
+            self.replan()  # (one that stopped off its route is planned from where it is)
+            return
+        working = robot.state == "available" and robot.battery_pct >= self.min_battery
+        if robot.state != "available":
+            if rid not in live.robots:
+                return  # stopped already
+            before = set(live.unassigned)
+            replanned = live.stop_robot(rid, now, f"robot {rid} went {robot.state}")
+            dropped = {tid: live.unassigned[tid] for tid in set(live.unassigned) - before
+                       if self.tasks.get(tid) is not None and self.tasks[tid].robot_id != rid}
+            self.routes.pop(rid, None)
+            self.queues.pop(rid, None)
+            self._adopt(replanned, dropped)
+            self.taking_back = self.taking_back or bool(live.handed_back)
+        elif rid in live.stopped:
+            if not live.resume_robot(self._requests([robot], working=True)[0], now):
+                return  # walled in where it stopped: it goes on at the next re-plan
+            self._adopt([rid], {})
+        else:  # low on battery: it keeps what it has picked up, the rest is let go
+            rp = live.robots[rid]
+            rp.robot = dataclasses.replace(rp.robot, capabilities=frozenset(
+                robot.capabilities) if working else frozenset())
+            let_go = []
+            for tid in [] if working else live.queue_of(rid):
+                if live.drop_task(tid, now) and self.tasks[tid].status == "assigned":
+                    task = self.tasks[tid]
+                    task.status, task.robot_id, task.reason = "pending", "", \
+                        f"robot {rid} is low on battery"
+                    let_go.append(task)
+            self._adopt([rid], {}, let_go)
+        self._place_waiting()
 
     def _take_tasks_from(self, robot: RobotRecord) -> None:
         changed = []
@@ -280,7 +334,7 @@ class Fleet:
                           kind=kind, priority=priority, earliest_start=start, deadline=deadline)
         self.tasks[task_id] = task
         self.store.save_tasks([task])
-        if not self._insert(task):
+        if not self._insert(task) and self._at_rest():
             self.replan()
         return task
 
@@ -289,9 +343,17 @@ class Fleet:
         if task.status not in OPEN:
             raise FleetError("precondition", f"task {task_id} is {task.status}; only a pending "
                              "or assigned task can be cancelled")
+        had = task.robot_id
         task.status, task.robot_id, task.reason = "cancelled", "", ""
         self.store.save_tasks([task])
-        self.replan()
+        rid = None if self.live is None else \
+            self.live.drop_task(task_id, self.clock() - self.planned_at)
+        if rid is None:  # no running plan, or no route without it
+            self.replan()
+        elif rid:
+            self._adopt([rid], {})
+        elif had:  # the plan has it picked up already: the robot just drops it off
+            self._trim_queue(had)
         return task
 
     def task_event(self, robot_id: str, task_id: str, event: str) -> TaskRecord:
@@ -304,7 +366,12 @@ class Fleet:
                              f"{robot_id} cannot report it {event}")
         task.status = event
         self.store.save_tasks([task])
-        self.replan()
+        planned = self.live is not None and robot_id in self.live.robots and any(
+            tid == task_id for _, (tid, _) in self.live.robots[robot_id].goals)
+        if planned:  # as the running plan has it: no route changes
+            self._trim_queue(robot_id)
+        else:
+            self.replan()
         return task
 
     def task(self, task_id: str) -> TaskRecord:
@@ -339,23 +406,33 @@ class Fleet:
         self.store.save_tasks(changed)
         self.routes = {r: [(n, now + t) for n, t in wp] for r, wp in result.routes.items()}
         self.queues = result.queues
-        self.planned_at = now
+        self.planned_at = self.retried_at = now
         self.live = result.live
         self.taking_back = False
         self.version += 1
         self.on_plan(self)
         return result
 
+    def _at_rest(self) -> bool:
+        """Whether every robot has come to the end of its route (parked, or walled in):
+        only then does re-planning the whole fleet find routes for all of them."""
+        now = self.clock()
+        return self.live is None or all(not wp or wp[-1][1] <= now
+                                        for wp in self.routes.values())
+
     def _insert(self, task: TaskRecord) -> bool:
         """Re-plan only the robot that takes `task` into the running plan (the others keep
-        their routes); False when that finds no robot, and the fleet is re-planned."""
+        their routes); False when that finds no robot: the task waits, with why."""
         if self.live is None:
             return False
         now = self.clock() - self.planned_at  # on the running plan's clock
         spec = self._spec(task, self.planned_at)
         rid = self.live.add_task(to_task_req(spec, self.graph, now), now)
         if rid is None:
-            self.live.unassigned.pop(task.id, None)
+            why = self.live.unassigned.pop(task.id)
+            if task.reason != why:
+                task.reason = why
+                self.store.save_tasks([task])
             return False
         task.status, task.robot_id, task.reason = "assigned", rid, ""
         self._adopt([rid], {}, [task])
@@ -395,6 +472,11 @@ class Fleet:
         self.store.save_tasks(changed)
         self.version += 1
         self.on_plan(self)
+
+    def _trim_queue(self, robot_id: str) -> None:
+        """Drop from a robot's queue what is no longer open."""
+        self.queues[robot_id] = [tid for tid in self.queues.get(robot_id, [])
+                                 if self.tasks[tid].status in OPEN]
 
     def _requests(self, robots: list[RobotRecord], carrying: dict | None = None,
                   now: float = 0.0, working: bool = False) -> list[RobotReq]:

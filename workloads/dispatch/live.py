@@ -72,6 +72,8 @@ class LivePlan:
     # queue), for take_back
     handed_back: dict[str, tuple[float, list[tuple[Goal, Label]]]] = dataclasses.field(
         default_factory=dict)
+    # robots stopped where they are (a fault, silence), held there for good: not planned
+    stopped: dict[str, RobotPlan] = dataclasses.field(default_factory=dict)
     # where a re-planned leg must leave the shortest paths (a jam), favour getting closer
     # over arriving sooner by this factor: a re-plan answers at once (routing.plan_route)
     weight: float = REPLAN_WEIGHT
@@ -106,6 +108,53 @@ class LivePlan:
         self.unassigned[task.id] = ("no capable robot can reach it" if not ranked else
                                     "no conflict-free route for any nearby robot")
         return None
+
+    def drop_task(self, task_id: str, now_s: float) -> str | None:
+        """Take a task that is not picked up by `now_s` out of the plan (cancelled): the
+        robot that was to do it re-planned without it. Returns that robot, "" when no
+        robot had it to do, or None when that robot has no route without it (its route is
+        unchanged, the task still in it)."""
+        self.unassigned.pop(task_id, None)
+        for rid, (cut_s, goals) in list(self.handed_back.items()):
+            self.handed_back[rid] = (cut_s, [g for g in goals if g[1][0] != task_id])
+        for rid, rp in self.robots.items():
+            prefix, done = rp.cut(now_s)
+            rest = rp.goals[done:]
+            if not any(tid == task_id and role == "pickup" for _, (tid, role) in rest):
+                continue
+            if not self._replan(rid, prefix, done, [g for g in rest if g[1][0] != task_id]):
+                return None
+            self.tasks.pop(task_id, None)
+            return rid
+        self.tasks.pop(task_id, None)
+        return ""
+
+    def stop_robot(self, robot_id: str, now_s: float, reason: str) -> list[str]:
+        """A robot stops where it is at `now_s` (a move under way finished), for good: it
+        takes no task, what it has not delivered is given up (in `unassigned`), and robots
+        that would pass there later are re-planned around it. Returns those robots."""
+        before = {rid: rp.route for rid, rp in self.robots.items()}
+        rp = self.robots[robot_id]
+        prefix, done = rp.cut(now_s)
+        self._stay(robot_id, prefix, done, now_s, reason, set(), "stopped")
+        self.stopped[robot_id] = self.robots.pop(robot_id)
+        return sorted(rid for rid, rp in self.robots.items() if rp.route is not before[rid])
+
+    def resume_robot(self, robot: RobotReq, now_s: float) -> bool:
+        """A stopped robot goes on (`robot`: as it is now, at its place): planned home from
+        `now_s`, to take tasks again. False when it has no way yet (it stays held)."""
+        rp = self.stopped[robot.id]
+        at = rp.route.waypoints[-1][0]
+        route = Route([(at, now_s)], [])
+        self.table.take_out(robot.id, self.table.bookings(rp.route.waypoints))
+        self.table.put_in(robot.id, self.table.bookings(route.waypoints))
+        self.robots[robot.id] = RobotPlan(dataclasses.replace(robot, node=at, carrying=None),
+                                          [], route)
+        if self._replan(robot.id, route.waypoints, 0, [(Goal(robot.home), (None, "home"))]):
+            del self.stopped[robot.id]
+            return True
+        self.stopped[robot.id] = self.robots.pop(robot.id)
+        return False
 
     def fail_lift(self, lift_id: str, now_s: float) -> list[str]:
         """Take `lift_id` out of service from `now_s`: rides under way finish, and so do
@@ -280,7 +329,7 @@ class LivePlan:
         return picked - {tid for _, (tid, role) in rp.goals[:done] if role == "dropoff"}
 
     def _stay(self, rid: str, prefix: list[tuple[int, float]], done: int, now_s: float,
-              reason: str, pending: set[str]) -> None:
+              reason: str, pending: set[str], how: str = "walled in") -> None:
         """Leave `rid` where `prefix` ends, held there for good: what it has not delivered
         is given up (a task on board is for recovery by hand). Robots that would be there
         later are re-planned around it, from before they set off there (but those in
@@ -289,7 +338,7 @@ class LivePlan:
         node, at = prefix[-1]
         lost = self._on_board(rp, done) | {tid for _, (tid, _) in rp.goals[done:] if tid} | \
             {tid for _, (tid, _) in self.handed_back.pop(rid, (0.0, []))[1]}
-        self.unassigned.update({tid: f"{reason}: robot {rid} is walled in at "
+        self.unassigned.update({tid: f"{reason}: robot {rid} is {how} at "
                                      f"{self.graph.ids[node]}" for tid in lost})
         kept = [(g, t) for g, t in zip(rp.goals[:done], rp.route.goal_times)
                 if g[1][0] not in lost]
