@@ -265,6 +265,30 @@ def test_pick_ups_deliveries_and_cancels_re_plan_no_other_robot(tmp_path):
                if t.id != task.id)
 
 
+def test_a_pick_up_the_running_plan_lacks_is_delivered_first_without_a_whole_re_plan(
+        tmp_path, plan_problems):
+    """The robot reports a pick-up of a task its route no longer has (a change it had not
+    seen yet): its route delivers it first, nobody else's has it."""
+    clock = [1_000_000.0]
+    fleet = busy_fleet(tmp_path, clock)
+    whole = []
+    replan = fleet.replan
+    fleet.replan = lambda: whole.append(1) or replan()
+    task = next(t for t in fleet.tasks.values()
+                if t.status == "assigned" and t.planned_pickup > clock[0] + 60)
+    rid = task.robot_id
+    assert fleet.live.drop_task(task.id, clock[0] - fleet.planned_at) == rid
+    fleet.task_event(rid, task.id, "picked_up")
+    assert not whole and task.status == "picked_up"
+    goals = [label for _, label in fleet.live.robots[rid].goals]
+    done = fleet.live.robots[rid].cut(clock[0] - fleet.planned_at)[1]
+    assert goals[done] == (task.id, "dropoff")
+    assert [label for r, rp in fleet.live.robots.items() for _, label in rp.goals
+            if label[0] == task.id] == [(task.id, "dropoff")]
+    assert task.dropoff in [n for n, t in fleet.routes[rid] if t > clock[0]]
+    assert plan_problems(*snapshot({"map": generate_hospital(21, 3, 1)}, fleet)) == []
+
+
 def test_a_robot_that_stops_mid_shift_hands_its_tasks_on_without_a_whole_re_plan(
         tmp_path, plan_problems):
     clock = [1_000_000.0]
@@ -287,6 +311,64 @@ def test_a_robot_that_stops_mid_shift_hands_its_tasks_on_without_a_whole_re_plan
     fleet.heartbeat(rid, at, 80, False, "")  # going again: planned home, takes work again
     assert not whole and fleet.routes[rid][-1][0] == fleet.robots[rid].home
     assert plan_problems(*snapshot(doc, fleet)) == []
+
+
+def test_corridors_lifts_and_a_new_robot_mid_shift_re_plan_only_who_they_touch(
+        tmp_path, plan_problems):
+    clock = [1_000_000.0]
+    fleet = busy_fleet(tmp_path, clock)
+    doc = {"map": generate_hospital(21, 3, 1)}
+    whole = []
+    replan = fleet.replan
+    fleet.replan = lambda: whole.append(1) or replan()
+
+    def ahead(rid):  # the moves of its route from now on
+        return [(a, b) for (a, t), (b, _) in zip(fleet.routes[rid], fleet.routes[rid][1:])
+                if t > clock[0] and a != b]
+
+    # of the corridors whose blocking leaves the map in one piece (between the lifts), the
+    # one most routes take next is blocked: those robots go around it
+    use = {}
+    for rid in fleet.routes:
+        for a, b in ahead(rid):
+            if HospitalGraph(fleet.map, {(a, b)}).pieces == 1:
+                use.setdefault(tuple(sorted((a, b))), set()).add(rid)
+    corridor = max(use, key=lambda c: len(use[c]))
+    assert len(use[corridor]) >= 2
+    fleet.set_blocked(*corridor, True)
+    assert not any(set(m) == set(corridor) for rid in fleet.routes for m in ahead(rid))
+    assert plan_problems(*snapshot(doc, fleet)) == []
+    assert all(HANDED_BACK in t.reason for t in fleet.tasks.values() if t.status == "pending")
+    fleet.retry_pending()  # each takes the rest of its queue back
+    assert all(t.status != "pending" for t in fleet.tasks.values())
+    assert not any(set(m) == set(corridor) for rid in fleet.routes for m in ahead(rid))
+    assert plan_problems(*snapshot(doc, fleet)) == []
+    # open again: some take it again, for sooner
+    before = {rid: fleet.routes[rid][-1][1] for rid in use[corridor]}
+    clock[0] += 5.0
+    fleet.set_blocked(*corridor, False)
+    assert any(fleet.routes[rid][-1][1] < before[rid] for rid in before)
+    assert plan_problems(*snapshot(doc, fleet)) == []
+    # a lift out of service and back
+    lift = doc["map"]["lifts"][0]["id"]
+    _, riders = fleet.set_lift(lift, False)
+    assert riders and plan_problems(*snapshot(doc, fleet)) == []
+    fleet.retry_pending()  # the riders take the rest of their queues back
+    assert all(t.status != "pending" for t in fleet.tasks.values())
+    clock[0] += 5.0
+    _, sooner = fleet.set_lift(lift, True)
+    assert sooner and plan_problems(*snapshot(doc, fleet)) == []
+    # a robot registered mid-shift is planned at its dock and takes the next task
+    fleet.register("amr-new", "f0-dock-00a", "", 1.0, 40, ["linen"], 90)
+    assert fleet.routes["amr-new"][-1][0] == "f0-dock-00a"
+    assert fleet.submit("late", "laundry-bay-1", "f0-room-a1w", 1, "linen", "emergency",
+                        None, None).status == "assigned"
+    assert not whole
+    assert plan_problems(*snapshot(doc, fleet)) == []
+    # a corridor whose blocking cuts the map in two: the fleet is planned again from the
+    # robots' places (going around is no longer possible for those beyond it)
+    fleet.set_blocked("f1-corridor-11", "f1-corridor-12", True)
+    assert whole == [1] and plan_problems(*snapshot(doc, fleet)) == []
 
 
 def test_a_busy_shift_keeps_every_task_planned_and_every_plan_sound(plan_problems):

@@ -122,7 +122,13 @@ class Fleet:
                             battery_pct=battery_pct, last_heartbeat=self.clock())
         self.robots[robot_id] = robot
         self.store.save_robot(robot)
-        self.replan()
+        now = self.clock() - self.planned_at
+        if self._at_rest() or robot_id in self.live.robots or robot_id in self.live.stopped \
+                or not self.live.place_robot(self._requests([robot], working=True)[0], now):
+            self.replan()  # (registered again, or its place is on others' routes)
+        else:
+            self._adopt([robot_id], {})
+            self._place_waiting()
         return robot
 
     def heartbeat(self, robot_id: str, node: str, battery_pct: float, fault: bool,
@@ -158,9 +164,9 @@ class Fleet:
 
     def retry_pending(self, every_s: float = 5.0) -> bool:
         """Give a failed lift's riders back the tasks they handed back to answer at once;
-        and now and then, while tasks wait for a robot, try them again: a route that was
-        blocked by traffic may be free now, without any event to say so. Returns whether
-        the plan changed."""
+        and now and then plan home the robots left walled in and try waiting tasks again:
+        a way that was blocked by traffic may be free now, without any event to say so.
+        Returns whether the plan changed."""
         if self.taking_back:
             self.taking_back = False
             robots, dropped = self.live.take_back(self.clock() - self.planned_at)
@@ -173,20 +179,26 @@ class Fleet:
                         taken.append(task)
             self._adopt(robots, dropped, taken)
             return True
-        waiting = [t for t in self.tasks.values() if t.status == "pending"]
-        if not waiting or self.clock() - self.retried_at < every_s or \
-                not any(r.state == "available" for r in self.robots.values()):
+        if self.clock() - self.retried_at < every_s:
             return False
         self.retried_at = self.clock()
+        freed = self.live.free_walled_in(self.clock() - self.planned_at)
+        if freed:
+            self._adopt(freed, {})
+        if not any(t.status == "pending" for t in self.tasks.values()) or \
+                not any(r.state == "available" for r in self.robots.values()):
+            return bool(freed)
         if self._at_rest():
             self.replan()
             return True
-        return self._place_waiting()
+        return self._place_waiting() or bool(freed)
 
     def _place_waiting(self) -> bool:
         """Put waiting tasks into the running plan one by one, urgent first (re-planning
         the fleet from where robots stand in the corridors walls most of them in)."""
-        waiting = sorted((t for t in self.tasks.values() if t.status == "pending"),
+        handed = {tid for _, goals in self.live.handed_back.values() for _, (tid, _) in goals}
+        waiting = sorted((t for t in self.tasks.values()
+                          if t.status == "pending" and t.id not in handed),  # (taken back)
                          key=lambda t: (-PRIORITY_WEIGHT[t.priority], t.earliest_start, t.id))
         return any([self._insert(t) for t in waiting[:RETRY_BATCH]])
 
@@ -198,24 +210,24 @@ class Fleet:
         live, rid = self.live, robot.id
         now = self.clock() - self.planned_at
         if self._at_rest() or rid not in live.robots and rid not in live.stopped or \
-                robot.state != "available" and rid in live.robots and \
-                live.robots[rid].cut(now)[0][-1][0] != self.graph.index[robot.node]:
+                robot.state != "available" and rid in live.robots and self.graph.index[
+                    robot.node] not in {n for n, _ in live.robots[rid].cut(now)[0][-2:]}:
             self.replan()  # (one that stopped off its route is planned from where it is)
             return
         working = robot.state == "available" and robot.battery_pct >= self.min_battery
         if robot.state != "available":
             if rid not in live.robots:
                 return  # stopped already
-            before = set(live.unassigned)
+            before = dict(live.unassigned)
             replanned = live.stop_robot(rid, now, f"robot {rid} went {robot.state}")
-            dropped = {tid: live.unassigned[tid] for tid in set(live.unassigned) - before
+            dropped = {tid: why for tid, why in self._given_up(before).items()
                        if self.tasks.get(tid) is not None and self.tasks[tid].robot_id != rid}
             self.routes.pop(rid, None)
             self.queues.pop(rid, None)
             self._adopt(replanned, dropped)
             self.taking_back = self.taking_back or bool(live.handed_back)
         elif rid in live.stopped:
-            if not live.resume_robot(self._requests([robot], working=True)[0], now):
+            if not live.place_robot(self._requests([robot], working=True)[0], now):
                 return  # walled in where it stopped: it goes on at the next re-plan
             self._adopt([rid], {})
         else:  # low on battery: it keeps what it has picked up, the rest is let go
@@ -258,8 +270,14 @@ class Fleet:
         if (key in self.blocked) != blocked:
             self.store.set_blocked(*key, blocked)
             (self.blocked.add if blocked else self.blocked.discard)(key)
-            self.graph = self._graph()
-            self.replan()
+            old, self.graph = self.graph, self._graph()
+            if self._at_rest() or self.graph.pieces > old.pieces:
+                self.replan()  # (a map cut in two walls robots in: planned from their places)
+            elif blocked:
+                self._avoided(lambda now: self.live.block_corridor(
+                    self.graph, self.graph.index[a], self.graph.index[b], now))
+            else:
+                self._reopened()
         return sorted(self.blocked)
 
     # lifts
@@ -278,17 +296,38 @@ class Fleet:
                              f"{'in service' if in_service else 'out of service'} already")
         self.store.set_lift_down(lift_id, not in_service)
         (self.lifts_down.discard if in_service else self.lifts_down.add)(lift_id)
-        if in_service or self.live is None:
+        if self.live is None or not in_service and \
+                self.graph.without_lift(lift_id).pieces > self.graph.pieces:
             self.graph = self._graph()
-            planned = self.replan()
-            return sorted(self.lifts_down), sorted(planned.routes)
-        before = set(self.live.unassigned)
-        robots = self.live.fail_lift(lift_id, self.clock() - self.planned_at)
+            return sorted(self.lifts_down), sorted(self.replan().routes)
+        if in_service:
+            self.graph = self._graph()
+            return sorted(self.lifts_down), self._reopened()
+        robots = self._avoided(lambda now: self.live.fail_lift(lift_id, now))
         self.graph = self.live.graph
-        dropped = {tid: self.live.unassigned[tid] for tid in set(self.live.unassigned) - before}
-        self._adopt(robots, dropped)
-        self.taking_back = bool(self.live.handed_back)
         return sorted(self.lifts_down), sorted(robots)
+
+    def _avoided(self, close: Callable[[float], list[str]]) -> list[str]:
+        """`close(now)` takes a corridor or lift out of the running plan, re-planning the
+        robots that would take it; their new routes adopted, what they gave up waiting
+        again. Returns those robots."""
+        before = dict(self.live.unassigned)
+        robots = close(self.clock() - self.planned_at)
+        self._adopt(robots, self._given_up(before))
+        self.taking_back = bool(self.live.handed_back)
+        return robots
+
+    def _given_up(self, before: dict[str, str]) -> dict[str, str]:
+        """The tasks the running plan has given up since it listed `before`, and why."""
+        return {tid: why for tid, why in self.live.unassigned.items() if before.get(tid) != why}
+
+    def _reopened(self) -> list[str]:
+        """A corridor or lift open again: the robots that went around a closure take the
+        way back where it is sooner; waiting tasks may go now. Returns those robots."""
+        robots = self.live.reopen(self.graph, self.clock() - self.planned_at)
+        self._adopt(robots, {})
+        self._place_waiting()
+        return robots
 
     def warm_up(self) -> bool:
         """Work out the travel times of the map without one lift in service, for one lift
@@ -366,10 +405,16 @@ class Fleet:
                              f"{robot_id} cannot report it {event}")
         task.status = event
         self.store.save_tasks([task])
-        planned = self.live is not None and robot_id in self.live.robots and any(
-            tid == task_id for _, (tid, _) in self.live.robots[robot_id].goals)
-        if planned:  # as the running plan has it: no route changes
+        live = self.live
+        if live is None or robot_id not in live.robots:
+            self.replan()
+        elif any(tid == task_id for _, (tid, _) in live.robots[robot_id].goals) or \
+                event == "delivered":  # as the running plan has it: no route changes
             self._trim_queue(robot_id)
+        elif live.take_on_board(robot_id, task_id, self.graph.index[task.dropoff],
+                                self.clock() - self.planned_at):
+            self._adopt([rid for rid in live.robots if task_id in self.queues.get(rid, [])
+                         or rid == robot_id], {})
         else:
             self.replan()
         return task
@@ -414,11 +459,13 @@ class Fleet:
         return result
 
     def _at_rest(self) -> bool:
-        """Whether every robot has come to the end of its route (parked, or walled in):
-        only then does re-planning the whole fleet find routes for all of them."""
+        """Whether every robot is parked at home: only then does re-planning the whole
+        fleet find routes for all of them (robots standing in the corridors wall each
+        other in)."""
         now = self.clock()
-        return self.live is None or all(not wp or wp[-1][1] <= now
-                                        for wp in self.routes.values())
+        return self.live is None or all(
+            not wp or wp[-1][1] <= now and wp[-1][0] == self.robots[rid].home
+            for rid, wp in self.routes.items())
 
     def _insert(self, task: TaskRecord) -> bool:
         """Re-plan only the robot that takes `task` into the running plan (the others keep

@@ -12,7 +12,7 @@ from functools import cached_property
 
 import numpy as np
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import dijkstra
+from scipy.sparse.csgraph import connected_components, dijkstra
 
 from .scenario import HospitalMap
 
@@ -40,8 +40,8 @@ def corridor_key(a: str, b: str) -> tuple[str, str]:
 class HospitalGraph:
     def __init__(self, hmap: HospitalMap, blocked: Iterable[tuple[str, str]] = (),
                  out_of_service: frozenset[str] = frozenset()):
-        """`out_of_service`: lifts no new ride may take (`move` still knows their rides, for
-        the routes that took one before)."""
+        """`blocked` corridors and `out_of_service` lifts: no new route may take them
+        (`move` still knows them, for the routes that took one before)."""
         self.map = hmap
         self.out_of_service = out_of_service
         self.ids = [n.id for n in hmap.nodes]
@@ -50,10 +50,11 @@ class HospitalGraph:
         self.lift_capacity = {lift.id: lift.capacity for lift in hmap.lifts}
         self.blocked = {corridor_key(a, b) for a, b in blocked}
         best: dict[tuple[int, int], Move] = {}
+        closed = set()
         for e in hmap.edges:
-            if corridor_key(e.from_, e.to) in self.blocked:
-                continue
             u, v = self.index[e.from_], self.index[e.to]
+            if corridor_key(e.from_, e.to) in self.blocked:
+                closed |= {(u, v), (v, u)}
             for a, b in ((u, v), (v, u)):
                 if (a, b) not in best or e.length_m < best[a, b].length_m:
                     best[a, b] = Move(b, e.length_m, single_lane=e.single_lane)
@@ -66,8 +67,8 @@ class HospitalGraph:
                         best[a, b] = Move(b, 0.0, lift=lift.id, lift_s=ride)
         self._move = best
         self.moves: list[list[Move]] = [[] for _ in self.ids]
-        for (a, _), move in sorted(best.items()):
-            if move.lift not in out_of_service:
+        for (a, b), move in sorted(best.items()):
+            if move.lift not in out_of_service and (a, b) not in closed:
                 self.moves[a].append(move)
         self._times: dict[float, np.ndarray] = {}
         self._moves_at: dict[float, list] = {}
@@ -115,6 +116,11 @@ class HospitalGraph:
     def adjacency(self) -> csr_matrix:
         """1 where a move leads from the row's node to the column's."""
         return (self._matrix(lambda m: 1.0) > 0).astype(np.int8)
+
+    @cached_property
+    def pieces(self) -> int:
+        """How many parts the map falls into (each reaches every node of its own part)."""
+        return connected_components(self.adjacency, directed=True, connection="strong")[0]
 
     @cached_property
     def distances_m(self) -> np.ndarray:

@@ -9,6 +9,7 @@ fleet again. Pure: times are seconds on the plan's clock.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import dataclasses
 import math
 
@@ -74,6 +75,8 @@ class LivePlan:
         default_factory=dict)
     # robots stopped where they are (a fault, silence), held there for good: not planned
     stopped: dict[str, RobotPlan] = dataclasses.field(default_factory=dict)
+    # robots re-planned around a closed corridor or lift: searched again when one reopens
+    detoured: set[str] = dataclasses.field(default_factory=set)
     # where a re-planned leg must leave the shortest paths (a jam), favour getting closer
     # over arriving sooner by this factor: a re-plan answers at once (routing.plan_route)
     weight: float = REPLAN_WEIGHT
@@ -90,7 +93,7 @@ class LivePlan:
         Returns the robot, or None (the task is then in `unassigned` with the reason)."""
         ranked = []
         for rid, rp in self.robots.items():
-            if not can_carry(rp.robot, task) or not rp.route.goal_times:
+            if not can_carry(rp.robot, task):
                 continue
             prefix, done = rp.cut(now_s)
             goals = self._with(rp, done, task)
@@ -104,10 +107,58 @@ class LivePlan:
         for _, rid, prefix, done, goals in ranked[:CANDIDATES]:
             if self._replan(rid, prefix, done, goals):
                 self.tasks[task.id] = task
+                self.unassigned.pop(task.id, None)
                 return rid
         self.unassigned[task.id] = ("no capable robot can reach it" if not ranked else
                                     "no conflict-free route for any nearby robot")
         return None
+
+    def take_on_board(self, robot_id: str, task_id: str, dropoff: int, now_s: float) -> bool:
+        """A robot reports it has picked up a task its route does not have (given to it in
+        a change it had not seen yet): anybody else's route goes on without it, the robot's
+        delivers it first. False when the robot has no such route (nothing changes)."""
+        rp = self.robots[robot_id]
+        prefix, done = rp.cut(now_s)
+        if not self._replan(robot_id, prefix, done, [(Goal(dropoff), (task_id, "dropoff"))] +
+                            [g for g in rp.goals[done:] if g[1][0] != task_id]):
+            return False
+        for rid, other in self.robots.items():
+            if rid != robot_id and any(tid == task_id for _, (tid, _) in other.goals):
+                self.drop_task(task_id, now_s)
+                break
+        return True
+
+    def free_walled_in(self, now_s: float) -> list[str]:
+        """Plan home, from where it is at `now_s`, each robot left walled in away from home
+        (the others have moved on since). Returns those that have a way now."""
+        freed = []
+        for rid, rp in sorted(self.robots.items()):
+            if rp.route.waypoints[-1][0] != rp.robot.home:
+                prefix, done = rp.cut(now_s)
+                with self._sharing(prefix[-1][0], rid):
+                    if self._replan(rid, prefix, done, [(Goal(rp.robot.home), (None, "home"))]):
+                        freed.append(rid)
+        return freed
+
+    @contextlib.contextmanager
+    def _sharing(self, node: int, rid: str):
+        """While `rid` is searched from `node`: without the holds of the other robots
+        walled in there for good (robots that ran into one that stopped in front of them
+        hold its place together, and none could ever leave first)."""
+        held = {}
+        for other, rp in self.robots.items():
+            wp = rp.route.waypoints
+            if other != rid and wp[-1][0] == node and wp[-1][0] != rp.robot.home:
+                j = len(wp) - 1
+                while j > 0 and wp[j - 1][0] == node:
+                    j -= 1
+                held[other] = self.table.bookings(wp, j)
+                self.table.take_out(other, held[other])
+        try:
+            yield
+        finally:
+            for other, bookings in held.items():
+                self.table.put_in(other, bookings)
 
     def drop_task(self, task_id: str, now_s: float) -> str | None:
         """Take a task that is not picked up by `now_s` out of the plan (cancelled): the
@@ -136,24 +187,57 @@ class LivePlan:
         before = {rid: rp.route for rid, rp in self.robots.items()}
         rp = self.robots[robot_id]
         prefix, done = rp.cut(now_s)
+        node, at = prefix[-1]
+        if len(prefix) > 1 and prefix[-2][0] != node:
+            # stopped on its way there: robots already on their way there too, or there,
+            # pass it (it stops short of the place until they have left it)
+            leave = max([at] + [self._leaves(other, node, now_s) for other in self.robots
+                                if other != robot_id])
+            prefix = prefix[:-1] + [(node, leave)]
         self._stay(robot_id, prefix, done, now_s, reason, set(), "stopped")
         self.stopped[robot_id] = self.robots.pop(robot_id)
         return sorted(rid for rid, rp in self.robots.items() if rp.route is not before[rid])
 
-    def resume_robot(self, robot: RobotReq, now_s: float) -> bool:
-        """A stopped robot goes on (`robot`: as it is now, at its place): planned home from
-        `now_s`, to take tasks again. False when it has no way yet (it stays held)."""
-        rp = self.stopped[robot.id]
-        at = rp.route.waypoints[-1][0]
+    def _leaves(self, rid: str, node: int, now_s: float) -> float:
+        """When `rid`, there or on its way there at `now_s`, leaves `node` (-inf if it is
+        neither, or stays for good)."""
+        wp = self.robots[rid].route.waypoints
+        i = max(0, bisect.bisect_right(wp, now_s, key=lambda w: w[1]) - 1)
+        k = i if wp[i][0] == node else i + 1
+        if k >= len(wp) or wp[k][0] != node:
+            return -math.inf
+        while k + 1 < len(wp) and wp[k + 1][0] == node:
+            k += 1
+        return wp[k][1] if k + 1 < len(wp) else -math.inf
+
+    def place_robot(self, robot: RobotReq, now_s: float) -> bool:
+        """A robot joins the plan at `now_s`: a new one at `robot.node`, or a stopped one
+        going on where it stopped; planned home from there, to take tasks. False when its
+        place is booked by another robot later (a new one is then not placed) or it has no
+        way home yet (a stopped one stays held)."""
+        held = self.stopped.pop(robot.id, None)
+        if held is None:
+            free = self.table.safe_intervals(robot.node)
+            if not free or free[-1][0] > now_s or free[-1][1] != math.inf:
+                return False
+            at = robot.node
+        else:
+            at = held.route.waypoints[-1][0]
+            self.table.take_out(robot.id, self.table.bookings(held.route.waypoints))
         route = Route([(at, now_s)], [])
-        self.table.take_out(robot.id, self.table.bookings(rp.route.waypoints))
         self.table.put_in(robot.id, self.table.bookings(route.waypoints))
         self.robots[robot.id] = RobotPlan(dataclasses.replace(robot, node=at, carrying=None),
                                           [], route)
-        if self._replan(robot.id, route.waypoints, 0, [(Goal(robot.home), (None, "home"))]):
-            del self.stopped[robot.id]
+        with self._sharing(at, robot.id):
+            placed = self._replan(robot.id, route.waypoints, 0,
+                                  [(Goal(robot.home), (None, "home"))])
+        if placed:
             return True
-        self.stopped[robot.id] = self.robots.pop(robot.id)
+        if held is None:  # not placed after all
+            self.table.take_out(robot.id, self.table.bookings(route.waypoints))
+            del self.robots[robot.id]
+        else:
+            self.stopped[robot.id] = self.robots.pop(robot.id)
         return False
 
     def fail_lift(self, lift_id: str, now_s: float) -> list[str]:
@@ -172,28 +256,61 @@ class LivePlan:
             raise ValueError(f"no lift {lift_id!r} on this map")
         if lift_id in old.out_of_service:
             raise ValueError(f"lift {lift_id} is out of service already")
-        self.graph = self.table.graph = old.without_lift(lift_id)
-        reason = f"lift {lift_id} is out of service"
-
-        def rides(route: Route):
-            """(departure, stepped in by now_s) of each ride on the lift after now_s."""
-            wp = route.waypoints
-            i = max(0, bisect.bisect_left(wp, now_s, key=lambda w: w[1]) - 1)
-            entered = -math.inf  # when it set off to the landing it is at
-            for (a, t), (b, _) in zip(wp[i:], wp[i + 1:]):
-                if a != b:
-                    if t > now_s and old.move(a, b).lift == lift_id:
-                        yield t, entered <= now_s
-                    entered = t
-
         # the car still takes those at its doors: a robot at the landing or stepping in at
         # now_s rides if it leaves within LIFT_GRACE_S (two robots may be committed to
         # the landing, one leaving as the other comes in: neither could stay)
+        return self._avoid(old.without_lift(lift_id),
+                           lambda x, y: old.move(x, y).lift == lift_id, now_s,
+                           f"lift {lift_id} is out of service", LIFT_GRACE_S)
+
+    def block_corridor(self, graph: HospitalGraph, a: int, b: int, now_s: float) -> list[str]:
+        """The corridor between `a` and `b` blocked from `now_s` (`graph`: the map without
+        it): robots in it go on through, every robot that would enter it later is
+        re-planned as for a failed lift. Returns those robots."""
+        old = self.graph
+        return self._avoid(graph, lambda x, y: {x, y} == {a, b} and old.move(x, y).lift is None,
+                           now_s, f"corridor {old.ids[a]} - {old.ids[b]} is blocked", 0.0)
+
+    def reopen(self, graph: HospitalGraph, now_s: float) -> list[str]:
+        """A corridor or lift open again from `now_s` (`graph`: the map with it): no route
+        needs to change, but each robot re-planned around a closure is searched again
+        from where it is, through the same goals, and takes the new route if it is done
+        sooner. Returns those robots."""
+        self.graph = self.table.graph = graph
+        sooner = []
+        for rid in sorted(self.detoured & set(self.robots)):
+            rp = self.robots[rid]
+            prefix, done = rp.cut(now_s)
+            if done < len(rp.goals) and self._replan(rid, prefix, done, rp.goals[done:],
+                                                      before_s=rp.route.goal_times[-1]):
+                sooner.append(rid)
+        if not graph.blocked and not graph.out_of_service:
+            self.detoured.clear()
+        return sooner
+
+    def _avoid(self, graph: HospitalGraph, closed, now_s: float, reason: str,
+               grace_s: float) -> list[str]:
+        """Switch to `graph` from `now_s`: each robot that would later take a move for
+        which `closed(from, to)` holds (but those about to, within `grace_s`, stepped in by
+        now_s) is re-planned without it (see fail_lift). Returns those robots."""
+        self.graph = self.table.graph = graph
+
+        def rides(route: Route):
+            """(departure, stepped in by now_s) of each closed move after now_s."""
+            wp = route.waypoints
+            i = max(0, bisect.bisect_left(wp, now_s, key=lambda w: w[1]) - 1)
+            entered = -math.inf  # when it set off to the node it is at
+            for (a, t), (b, _) in zip(wp[i:], wp[i + 1:]):
+                if a != b:
+                    if t > now_s and closed(a, b):
+                        yield t, entered <= now_s
+                    entered = t
+
         since = {}
         for rid, rp in self.robots.items():
             since[rid] = now_s
             for t, stepped_in in rides(rp.route):
-                if not (stepped_in and t <= now_s + LIFT_GRACE_S):
+                if not (stepped_in and t <= now_s + grace_s):
                     break
                 since[rid] = t
 
@@ -202,6 +319,7 @@ class LivePlan:
 
         first = {rid: next_ride(rid) for rid in self.robots}
         affected = [rid for rid, t in first.items() if t is not None]
+        self.detoured.update(affected)
         pending = sorted(affected, key=lambda r: (first[r], r))
         waited: set[str] = set()
         while pending:
@@ -257,8 +375,29 @@ class LivePlan:
                 self.unassigned.update({tid: f"{reason}: no conflict-free route"
                                         for tid in lost})
                 return True
-        self._stay(rid, prefix, done, now_s, reason, pending)
+        on_the_way = [now_s] + [t for _, t in rp.route.waypoints if now_s < t < by_s]
+        self._stay(rid, *self._place_to_stay(rid, on_the_way, (prefix, done)), now_s, reason, pending)
         return True
+
+    def _place_to_stay(self, rid: str, cuts: list[float], otherwise):
+        """Where a robot walled in for good stops: the end of its route cut at the latest
+        of `cuts` whose place nobody else needs from then on (out of the way, as far as it
+        may go; two robots walled in must not stop at one place); else `otherwise`.
+        Returns (prefix, goals done)."""
+        rp = self.robots[rid]
+        own = self.table.bookings(rp.route.waypoints,
+                                  self.table.first_to_rebook(rp.route.waypoints, min(cuts)))
+        self.table.take_out(rid, own)
+        try:
+            for cut in sorted(cuts, reverse=True):
+                prefix, done = rp.cut(cut)
+                node, at = prefix[-1]
+                free = self.table.safe_intervals(node)
+                if free and free[-1][1] == math.inf and free[-1][0] <= at:
+                    return prefix, done
+            return otherwise
+        finally:
+            self.table.put_in(rid, own)
 
     def _kept(self, rp: RobotPlan, done: int, lost: set[str], until_s: float):
         """The goals after the first `done` that a robot keeps when re-planned for a failed
@@ -395,11 +534,12 @@ class LivePlan:
                 node = goal.node
         return out
 
-    def _replan(self, rid: str, prefix: list[tuple[int, float]], done: int, goals) -> bool:
+    def _replan(self, rid: str, prefix: list[tuple[int, float]], done: int, goals,
+                before_s: float = math.inf) -> bool:
         """Search the robot's route from the end of `prefix` (where it has reached `done`
         goals) through `goals` against all other bookings; book it, or keep the old route
-        if there is none. Only what it holds from a little before the end of `prefix` on is
-        taken out and booked again."""
+        if there is none (or none done before `before_s`). Only what it holds from a little
+        before the end of `prefix` on is taken out and booked again."""
         rp = self.robots[rid]
         node, t = prefix[-1]
         first = self.table.first_to_rebook(prefix, t)
@@ -407,7 +547,7 @@ class LivePlan:
         self.table.take_out(rid, before)
         route = plan_route(self.table, rp.robot.speed_mps, node, t, [g for g, _ in goals],
                            weight=self.weight)
-        if route is None:
+        if route is None or route.goal_times[-1:] and route.goal_times[-1] >= before_s - MARGIN_S:
             self.table.put_in(rid, before)
             return False
         route = Route(prefix + route.waypoints[1:],

@@ -114,6 +114,8 @@ def plan(graph: HospitalGraph, robots: list[RobotReq], tasks: list[Task], now_s:
 
     result = Plan({}, {}, unassigned, {}, {}, [], 0.0)
     result.live = live = LivePlan(graph, table, {})
+    if graph.blocked or graph.out_of_service:  # each robot may go around a closure
+        live.detoured.update(r.id for r in robots)
     # robots out on the corridors go first: until planned, each is held where it stands,
     # which would wall in everyone planned before it; then urgent and long queues
     order = sorted(robots, key=lambda r: (r.node == r.home, -max(

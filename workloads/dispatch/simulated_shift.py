@@ -37,11 +37,14 @@ class ShiftResult:
 
 
 def run_shift(doc: dict, until_s: float, fleet_class: type[Fleet] = Fleet,
-              cancel_every: int = 10, check_every_s: float = 0.0) -> ShiftResult:
+              cancel_every: int = 10, check_every_s: float = 0.0,
+              incidents: list[tuple[float, str, str]] = ()) -> ShiftResult:
     """Drive `doc` (a scenario: map, robots, tasks with release and deadline seconds) for
     `until_s` simulated seconds; every `cancel_every`th task is cancelled a minute after
-    it is submitted, if not picked up by then. `check_every_s`: keep the running routes
-    that often, to be checked (0: never)."""
+    it is submitted, if not picked up by then. `incidents`: (seconds, what, robot or lift)
+    with what one of "fault" (the robot stops where it is), "recover", "lift_out",
+    "lift_back". `check_every_s`: keep the running routes that often, to be checked (0:
+    never)."""
     sc = Scenario.model_validate(doc)
     clock = [1_000_000.0]
     t0 = clock[0]
@@ -72,6 +75,7 @@ def run_shift(doc: dict, until_s: float, fleet_class: type[Fleet] = Fleet,
         submitted, first_planned, cancels, plans = {}, {}, [], []
         events = late = 0
         next_check = 0.0
+        incidents = sorted(incidents)
         while clock[0] - t0 <= until_s:
             now = clock[0]
             while tasks and tasks[0].release_s <= now - t0:
@@ -96,6 +100,13 @@ def run_shift(doc: dict, until_s: float, fleet_class: type[Fleet] = Fleet,
                 node = _where(route, now)
                 if node != fleet.robots[rid].node:
                     call(fleet.heartbeat, rid, node, 90.0, False, "")
+            while incidents and incidents[0][0] <= now - t0:
+                _, what, who = incidents.pop(0)
+                if what in ("fault", "recover"):
+                    call(fleet.heartbeat, who, fleet.robots[who].node, 90.0, what == "fault",
+                         "bumper pressed" if what == "fault" else "")
+                else:
+                    call(fleet.set_lift, who, what == "lift_back")
             call(fleet.retry_pending)
             for tid, task in fleet.tasks.items():
                 if tid not in first_planned and task.status != "pending":
