@@ -43,8 +43,8 @@ def run_shift(doc: dict, until_s: float, fleet_class: type[Fleet] = Fleet,
     `until_s` simulated seconds; every `cancel_every`th task is cancelled a minute after
     it is submitted, if not picked up by then. `incidents`: (seconds, what, robot or lift)
     with what one of "fault" (the robot stops where it is), "recover", "lift_out",
-    "lift_back". `check_every_s`: keep the running routes that often, to be checked (0:
-    never)."""
+    "lift_back", "restart" (the service, from its store). `check_every_s`: keep the
+    running routes that often, to be checked (0: never)."""
     sc = Scenario.model_validate(doc)
     clock = [1_000_000.0]
     t0 = clock[0]
@@ -66,8 +66,11 @@ def run_shift(doc: dict, until_s: float, fleet_class: type[Fleet] = Fleet,
             cpu += time.process_time() - started
 
     with tempfile.TemporaryDirectory() as state:
-        store = Store(Path(state))
-        fleet = Counted(sc.map, store, heartbeat_timeout_s=1e9, clock=lambda: clock[0])
+        def start():
+            return Counted(sc.map, Store(Path(state)), heartbeat_timeout_s=1e9,
+                           clock=lambda: clock[0])
+
+        fleet = start()
         for r in sc.robots:
             call(fleet.register, r.id, r.start, "", r.speed_mps, r.payload_kg,
                  r.capabilities, 90.0)
@@ -102,7 +105,10 @@ def run_shift(doc: dict, until_s: float, fleet_class: type[Fleet] = Fleet,
                     call(fleet.heartbeat, rid, node, 90.0, False, "")
             while incidents and incidents[0][0] <= now - t0:
                 _, what, who = incidents.pop(0)
-                if what in ("fault", "recover"):
+                if what == "restart":
+                    fleet.store.close()
+                    fleet = call(start)
+                elif what in ("fault", "recover"):
                     call(fleet.heartbeat, who, fleet.robots[who].node, 90.0, what == "fault",
                          "bumper pressed" if what == "fault" else "")
                 else:
@@ -115,7 +121,7 @@ def run_shift(doc: dict, until_s: float, fleet_class: type[Fleet] = Fleet,
                 next_check += check_every_s
                 plans.append(snapshot(doc, fleet))
             clock[0] += STEP_S
-        store.close()
+        fleet.store.close()
     status = [t.status for t in fleet.tasks.values()]
     return ShiftResult(
         submitted=len(submitted), delivered=status.count("delivered"),
