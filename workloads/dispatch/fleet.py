@@ -1,15 +1,17 @@
 """The dispatcher's state and rules: robots, tasks, blocked corridors, lifts out of service,
 and the current plan.
 
-Every change that matters re-plans the whole open workload with the pure planner, from
-where the robots are now: queued (not yet picked up) tasks may move to other robots, so an
-emergency pre-empts queued work, and a faulted or silent robot's queue goes to the others.
-Tasks on board stay with their robot. Two changes are made to the running plan alone
-(live.py), re-planning only the robots they touch: a new task (the robot that takes it; the
-whole fleet is re-planned when that finds no robot) and a lift out of service (every robot
-that would ride it, at once for its next tasks only; the rest of its queue is given back to
-it by the next housekeeping call of `retry_pending`, off the failure's answer). State is
-written to the store before a call returns.
+With robots under way, every change is made to the running plan (live.py), re-planning
+only the robots it touches against everybody else's bookings: a new task (the robot that
+takes it; one no robot can take now waits, and is tried again every few seconds), a
+pick-up or drop-off (no route changes), a cancel, a robot that stops or goes on again, a
+robot low on battery, a corridor blocked or cleared, a lift out of or back in service
+(every robot that would ride it, at once for its next tasks only; the rest of its queue is
+given back to it by the next housekeeping call of `retry_pending`, off the failure's
+answer). Re-planning the whole open workload with the pure planner, from where the robots
+are, walls in robots standing in the corridors: it is done only with every robot parked at
+home, on start, and where the running plan cannot take the change. Tasks on board stay with
+their robot. State is written to the store before a call returns.
 """
 from __future__ import annotations
 

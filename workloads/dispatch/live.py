@@ -1,4 +1,5 @@
-"""Re-planning a running plan one change at a time: a new task, a lift out of service.
+"""Re-planning a running plan one change at a time: a new or cancelled task, a robot that
+stops, goes on or joins, a lift or corridor closed or open again.
 
 A `LivePlan` is what `planner.plan` leaves behind: each robot's goals and timed route, and
 the reservation table they are all booked in. A change re-plans only the robots it touches:
