@@ -345,7 +345,8 @@ def main() -> int:
           f"{'never planned':>14}{'wait p50 s':>11}{'p99':>6}{'late':>6}{'events':>7}"
           f"{'whole re-plans':>15}{'cpu s':>7}{'problems':>9}")
     for case, (name, _, n_robots, _) in enumerate(CASES):
-        if name not in SHIFT_CASES or only and not any(o in name for o in only):
+        if name not in SHIFT_CASES or only and not any(o in name for o in only) or \
+                "--replan-only" in sys.argv:
             continue
         for who in ("ours", "whole", "restart"):
             r = in_child(shift, case, who)

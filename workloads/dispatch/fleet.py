@@ -149,7 +149,8 @@ class Fleet:
         if (robot.state, robot.battery_pct < self.min_battery) != was:
             if robot.state != "available":
                 self._take_tasks_from(robot)
-            self._robot_changed(robot)
+            if not self._robot_changed(robot):
+                self.replan()
         return robot
 
     def expire(self) -> list[str]:
@@ -157,11 +158,14 @@ class Fleet:
         now = self.clock()
         silent = [r for r in self.robots.values()
                   if r.state == "available" and now - r.last_heartbeat > self.timeout]
+        whole = False
         for robot in silent:
             robot.state = "offline"
             self.store.save_robot(robot)
             self._take_tasks_from(robot)
-            self._robot_changed(robot)
+            whole = whole or not self._robot_changed(robot)  # one re-plan takes them all
+        if whole:
+            self.replan()
         return [r.id for r in silent]
 
     def retry_pending(self, every_s: float = 5.0) -> bool:
@@ -204,22 +208,22 @@ class Fleet:
                          key=lambda t: (-PRIORITY_WEIGHT[t.priority], t.earliest_start, t.id))
         return any([self._insert(t) for t in waiting[:RETRY_BATCH]])
 
-    def _robot_changed(self, robot: RobotRecord) -> None:
+    def _robot_changed(self, robot: RobotRecord) -> bool:
         """A robot stopped (fault, silence), went on again, or its battery crossed the
         minimum: with robots under way, only the robots this touches are re-planned, in
-        the running plan, and the tasks it let go are put in again; at rest, the fleet is
-        re-planned."""
+        the running plan, and the tasks it let go are put in again. False when the fleet
+        must be re-planned whole instead (at rest; one that stopped off its route is
+        planned from where it is)."""
         live, rid = self.live, robot.id
         now = self.clock() - self.planned_at
         if self._at_rest() or rid not in live.robots and rid not in live.stopped or \
                 robot.state != "available" and rid in live.robots and self.graph.index[
                     robot.node] not in {n for n, _ in live.robots[rid].cut(now)[0][-2:]}:
-            self.replan()  # (one that stopped off its route is planned from where it is)
-            return
+            return False
         working = robot.state == "available" and robot.battery_pct >= self.min_battery
         if robot.state != "available":
             if rid not in live.robots:
-                return  # stopped already
+                return True  # stopped already
             before = dict(live.unassigned)
             replanned = live.stop_robot(rid, now, f"robot {rid} went {robot.state}")
             dropped = {tid: why for tid, why in self._given_up(before).items()
@@ -230,7 +234,7 @@ class Fleet:
             self.taking_back = self.taking_back or bool(live.handed_back)
         elif rid in live.stopped:
             if not live.place_robot(self._requests([robot], working=True)[0], now):
-                return  # walled in where it stopped: it goes on at the next re-plan
+                return True  # walled in where it stopped: it goes on at the next re-plan
             self._adopt([rid], {})
         else:  # low on battery: it keeps what it has picked up, the rest is let go
             rp = live.robots[rid]
@@ -245,6 +249,7 @@ class Fleet:
                     let_go.append(task)
             self._adopt([rid], {}, let_go)
         self._place_waiting()
+        return True
 
     def _take_tasks_from(self, robot: RobotRecord) -> None:
         changed = []
@@ -506,8 +511,8 @@ class Fleet:
                 if t.model_dump() != before:
                     changed.append(t)
             self.routes[rid] = [(n, self.planned_at + t) for n, t in self.live.route_of(rid)]
-            self.queues[rid] = [tid for tid in self.live.queue_of(rid)
-                                if tid in self.tasks and self.tasks[tid].status in OPEN]
+            self.queues[rid] = self.live.queue_of(rid)
+            self._trim_queue(rid)
         for tid, why in dropped.items():
             t = self.tasks.get(tid)
             if t is None or t.status not in OPEN + ("picked_up",):
@@ -525,7 +530,7 @@ class Fleet:
     def _trim_queue(self, robot_id: str) -> None:
         """Drop from a robot's queue what is no longer open."""
         self.queues[robot_id] = [tid for tid in self.queues.get(robot_id, [])
-                                 if self.tasks[tid].status in OPEN]
+                                 if tid in self.tasks and self.tasks[tid].status in OPEN]
 
     def _requests(self, robots: list[RobotRecord], carrying: dict | None = None,
                   now: float = 0.0, working: bool = False) -> list[RobotReq]:

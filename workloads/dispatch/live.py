@@ -34,6 +34,10 @@ HANDED_BACK = "handed back for a moment, to be planned again after the robots du
 Label = tuple[str | None, str]  # (task id, "pickup" | "dropoff" | "home")
 
 
+def home_goal(robot: RobotReq) -> tuple[Goal, Label]:
+    return Goal(robot.home), (None, "home")
+
+
 def goals_of(robot: RobotReq, queue: list[TaskReq]) -> list[tuple[Goal, Label]]:
     """The goals a robot's route goes through: what it carries, each task's pick-up (not
     before its release) and drop-off, then home."""
@@ -42,7 +46,7 @@ def goals_of(robot: RobotReq, queue: list[TaskReq]) -> list[tuple[Goal, Label]]:
     for t in queue:
         goals += [(Goal(t.pickup, t.release_s), (t.id, "pickup")),
                   (Goal(t.dropoff), (t.id, "dropoff"))]
-    return goals + [(Goal(robot.home), (None, "home"))]
+    return goals + [home_goal(robot)]
 
 
 @dataclasses.dataclass
@@ -68,7 +72,6 @@ class LivePlan:
     graph: HospitalGraph
     table: ReservationTable
     robots: dict[str, RobotPlan]
-    tasks: dict[str, TaskReq] = dataclasses.field(default_factory=dict)
     unassigned: dict[str, str] = dataclasses.field(default_factory=dict)
     # robot -> (where fail_lift re-planned it from, the goals it took off the end of its
     # queue), for take_back
@@ -107,7 +110,6 @@ class LivePlan:
         ranked.sort(key=lambda r: (r[0] > soonest + ETA_SLACK_S, len(r[4]), r[0], r[1]))
         for _, rid, prefix, done, goals in ranked[:CANDIDATES]:
             if self._replan(rid, prefix, done, goals):
-                self.tasks[task.id] = task
                 self.unassigned.pop(task.id, None)
                 return rid
         self.unassigned[task.id] = ("no capable robot can reach it" if not ranked else
@@ -123,10 +125,7 @@ class LivePlan:
         if not self._replan(robot_id, prefix, done, [(Goal(dropoff), (task_id, "dropoff"))] +
                             [g for g in rp.goals[done:] if g[1][0] != task_id]):
             return False
-        for rid, other in self.robots.items():
-            if rid != robot_id and any(tid == task_id for _, (tid, _) in other.goals):
-                self.drop_task(task_id, now_s)
-                break
+        self.drop_task(task_id, now_s)  # from whoever else was to fetch it
         return True
 
     def free_walled_in(self, now_s: float) -> list[str]:
@@ -137,7 +136,7 @@ class LivePlan:
             if rp.route.waypoints[-1][0] != rp.robot.home:
                 prefix, done = rp.cut(now_s)
                 with self._sharing(prefix[-1][0], rid):
-                    if self._replan(rid, prefix, done, [(Goal(rp.robot.home), (None, "home"))]):
+                    if self._replan(rid, prefix, done, [home_goal(rp.robot)]):
                         freed.append(rid)
         return freed
 
@@ -162,8 +161,8 @@ class LivePlan:
                 self.table.put_in(other, bookings)
 
     def drop_task(self, task_id: str, now_s: float) -> str | None:
-        """Take a task that is not picked up by `now_s` out of the plan (cancelled): the
-        robot that was to do it re-planned without it. Returns that robot, "" when no
+        """Take a task that is not picked up by `now_s` out of the plan (cancelled, or
+        picked up by another robot): the robot that was to fetch it re-planned without it. Returns that robot, "" when no
         robot had it to do, or None when that robot has no route without it (its route is
         unchanged, the task still in it)."""
         self.unassigned.pop(task_id, None)
@@ -176,9 +175,7 @@ class LivePlan:
                 continue
             if not self._replan(rid, prefix, done, [g for g in rest if g[1][0] != task_id]):
                 return None
-            self.tasks.pop(task_id, None)
             return rid
-        self.tasks.pop(task_id, None)
         return ""
 
     def stop_robot(self, robot_id: str, now_s: float, reason: str) -> list[str]:
@@ -230,8 +227,7 @@ class LivePlan:
         self.robots[robot.id] = RobotPlan(dataclasses.replace(robot, node=at, carrying=None),
                                           [], route)
         with self._sharing(at, robot.id):
-            placed = self._replan(robot.id, route.waypoints, 0,
-                                  [(Goal(robot.home), (None, "home"))])
+            placed = self._replan(robot.id, route.waypoints, 0, [home_goal(robot)])
         if placed:
             return True
         if held is None:  # not placed after all
@@ -436,7 +432,7 @@ class LivePlan:
         for rid in sorted(self.handed_back, key=lambda r: (free_at(r), r)):
             cut_s, goals = self.handed_back[rid]
             rp = self.robots[rid]
-            home = [(Goal(rp.robot.home), (None, "home"))]  # done with its goals, it may be
+            home = [home_goal(rp.robot)]  # done with its goals, it may be
             prefix, done = rp.cut(free_at(rid))            # home already: home once more
             taken = self._replan(rid, prefix, done, goals + home)
             if not taken:
@@ -504,7 +500,7 @@ class LivePlan:
                 self._detour(other, by_s, now_s, reason, True, pending)
 
     def _with(self, rp: RobotPlan, done: int, task: TaskReq) -> list[tuple[Goal, Label]]:
-        rest = rp.goals[done:] or [(Goal(rp.robot.home), (None, "home"))]  # idle: home again
+        rest = rp.goals[done:] or [home_goal(rp.robot)]  # idle: home again
         new = [(Goal(task.pickup, task.release_s), (task.id, "pickup")),
                (Goal(task.dropoff), (task.id, "dropoff"))]
         if task.priority not in URGENT:

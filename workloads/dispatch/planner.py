@@ -138,7 +138,6 @@ def plan(graph: HospitalGraph, robots: list[RobotReq], tasks: list[Task], now_s:
         table.reserve(route, robot.id)
         live.robots[robot.id] = RobotPlan(robot, goals_of(robot, queue) if route.goal_times
                                           else [], route)
-        live.tasks.update({t.id: t for t in queue})
         _record(result, graph, robot, queue, route)
     return result
 
